@@ -1,0 +1,50 @@
+"""The pytest plugin: every command-line option and marker of the harness lives here, and nowhere else."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("course", "Deep-learning course harness")
+    group.addoption("--cluster", action="store_true", default=False,
+                    help="submit the GPU versions with sbatch to the cluster of --site and verify them")
+    group.addoption("--site", default=None, metavar="NAME",
+                    help="site profile slurm/sites/NAME.toml (default: the one whose host pattern matches)")
+    group.addoption("--target", default="solutions", choices=("solutions", "exercises"),
+                    help="check the reference solutions (default) or the student versions in exercises/")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.course_root = ROOT  # type: ignore[attr-defined]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`--cluster` runs only cluster jobs; a plain run never submits to a cluster."""
+    cluster = config.getoption("--cluster")
+    keep, drop = [], []
+    for item in items:
+        (keep if (item.get_closest_marker("cluster") is not None) == cluster else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def course_root() -> Path:
+    """The repository root: exercises/, solutions/, slurm/ and book/ are found from here."""
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> str:
+    """Which code is checked: "solutions" or "exercises" (the student's own work)."""
+    return request.config.getoption("--target")
+
+
+@pytest.fixture(scope="session")
+def target_dir(course_root: Path, target: str) -> Path:
+    return course_root / target

@@ -1,0 +1,1 @@
+"""The harness plugin (harness/plugin.py) is loaded from pyproject.toml; fixtures live in harness/."""
