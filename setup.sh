@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One command for a fresh Debian 12 machine: system packages (as root), the course's Python environment, the book.
+# Idempotent: run it again after pulling changes. SKIP_APT=1 skips the system packages (no root needed then).
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")"
+
+APT_PACKAGES=(
+  python3-venv graphviz iproute2 util-linux procps     # venv, diagrams, network namespaces
+  openssh-server openssh-client                        # exercise 3: the SSH tunnel
+  slurm-wlm munge lmod                                 # the local test cluster
+  chromium chromium-driver fonts-dejavu-core           # the book, tested in a real browser
+)
+
+install_system_packages() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "setup: system packages already installed"
+    return
+  fi
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+if [[ ${SKIP_APT:-0} == 1 ]]; then
+  echo "setup: SKIP_APT=1, not installing system packages"
+elif [[ $EUID -eq 0 ]]; then
+  install_system_packages
+else
+  echo "setup: not root, skipping system packages (${APT_PACKAGES[*]}); tests that need them will skip" >&2
+fi
+
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 10))'; then
+  echo "setup: $PYTHON is older than Python 3.10; set PYTHON=/path/to/python3.11" >&2
+  exit 1
+fi
+[[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -r requirements.txt
+
+echo "setup: building the book (executes every lesson page on the CPU)"
+.venv/bin/jupyter-book build . -W --keep-going
+echo "setup: done. Open $(pwd)/_build/html/index.html in your browser."
