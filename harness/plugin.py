@@ -7,6 +7,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Fixture modules, one per concern; each helper module registers itself here with one line.
+pytest_plugins = [
+]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("course", "Deep-learning course harness")
