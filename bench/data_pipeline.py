@@ -1,0 +1,126 @@
+"""Part data-pipeline: images/s of the cat classifier's fastai DataLoaders vs what this CPU can decode and resize.
+
+The stand-in pictures (harness.minipets) are written to a temporary folder. One epoch of the train DataLoader is
+iterated with 0 workers and with one worker per core; the ceiling is plain PIL decode + resize of the same files
+with one process per core. A GPU waits for the data loader when the loader stays far below the ceiling.
+"""
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from bench.report import Check, Part, Skipped
+
+ROOT = Path(__file__).resolve().parent.parent
+CATS = ROOT / "solutions" / "cats.py"
+TARGET_SHARE = 0.8
+
+
+def load_cats():
+    """The course's own solutions/cats.py as a module (solutions/ is not a package)."""
+    if not CATS.exists():
+        raise Skipped(f"{CATS.relative_to(ROOT)} is missing")
+    spec = importlib.util.spec_from_file_location("course_cats", CATS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def write_standin(folder: Path, count: int) -> list[Path]:
+    """`count` Mini-Pets pictures, cats and dogs alternating so that even a handful holds both classes."""
+    from harness import minipets
+
+    folder.mkdir(parents=True, exist_ok=True)
+    order = [b for pair in zip(minipets.CAT_BREEDS, minipets.DOG_BREEDS) for b in pair]
+    order += [b for b in minipets.BREEDS if b not in order]
+    paths = []
+    for i in range(count):
+        breed, number = order[i % len(order)], i // len(order) + 1
+        path = folder / f"{breed}_{number}.jpg"
+        minipets.draw_pet(breed, number).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def make_dataloaders(cats, path: Path, size: int, batch_size: int, workers: int):
+    """The DataLoaders of solutions/cats.py: its own function if it has one, else the same call it makes."""
+    own = getattr(cats, "make_dataloaders", None)
+    if own is not None:
+        return own(path, size=size, batch_size=batch_size, workers=workers), "cats.make_dataloaders"
+    from fastai.data.transforms import get_image_files
+    from fastai.vision.augment import Resize
+    from fastai.vision.data import ImageDataLoaders
+
+    dls = ImageDataLoaders.from_name_func(
+        path, get_image_files(path), valid_pct=0.2, seed=42, label_func=cats.is_cat,
+        item_tfms=Resize(size), bs=batch_size, num_workers=workers)
+    return dls, "the call in cats.main (mirrored; cats.py has no make_dataloaders)"
+
+
+def loader_rate(dls) -> tuple[int, float]:
+    """Images and seconds for one full epoch of the train DataLoader, worker start-up included."""
+    count, start = 0, time.perf_counter()
+    for xb, _ in dls.train:
+        count += len(xb)
+    return count, time.perf_counter() - start
+
+
+def _decode_resize(args: tuple[str, int]) -> int:
+    from PIL import Image
+
+    path, size = args
+    with Image.open(path) as image:
+        image.convert("RGB").resize((size, size), Image.BILINEAR)
+    return 1
+
+
+def ceiling_rate(paths: list[Path], size: int, processes: int) -> tuple[int, float]:
+    """PIL decode + resize of `paths`, one process per core; the pool is started before the clock."""
+    jobs = [(str(p), size) for p in paths]
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        pool.map(abs, range(processes))  # processes are up before timing
+        start = time.perf_counter()
+        count = sum(pool.imap_unordered(_decode_resize, jobs, chunksize=max(1, len(jobs) // (processes * 8))))
+        return count, time.perf_counter() - start
+
+
+def run(images: int = 1480, size: int = 224, batch_size: int = 64, workers: int | None = None) -> Part:
+    cores = os.cpu_count() or 1
+    workers = cores if workers is None else workers
+    part = Part("data-pipeline", f"fastai DataLoaders of solutions/cats.py on {images} stand-in images, "
+                f"Resize({size}), batch {batch_size}",
+                headers=["loader", "images", "seconds", "images/s", "share of ceiling"])
+    try:
+        import fastai  # noqa: F401
+        from harness import minipets  # noqa: F401
+    except ImportError as error:
+        raise Skipped(f"cannot import {error.name} (install requirements.txt into .venv)") from None
+    cats = load_cats()
+    if not hasattr(cats, "is_cat") and not hasattr(cats, "make_dataloaders"):
+        raise Skipped("solutions/cats.py has neither is_cat nor make_dataloaders")
+    with tempfile.TemporaryDirectory(prefix="bench-pets-") as tmp:
+        folder = Path(tmp) / "images"
+        write_standin(folder, images)
+        rates = {}
+        train_files = None
+        for n in (0, workers):
+            dls, source = make_dataloaders(cats, folder, size, batch_size, n)
+            train_files = [Path(p) for p in dls.train_ds.items]
+            count, seconds = loader_rate(dls)
+            if count == 0:
+                raise Skipped(f"the train DataLoader yields no full batch of {batch_size} from {images} images")
+            rates[f"fastai, {n} workers"] = (count, seconds)
+        count, seconds = ceiling_rate(train_files, size, cores)
+        ceiling = count / seconds
+        rates[f"ceiling: PIL decode+resize, {cores} processes"] = (count, seconds)
+    for label, (count, seconds) in rates.items():
+        part.rows.append([label, count, seconds, count / seconds, (count / seconds) / ceiling])
+    best = rates[f"fastai, {workers} workers"]
+    part.checks.append(Check(f"{workers} workers / ceiling", (best[0] / best[1]) / ceiling, TARGET_SHARE))
+    part.notes.append(f"DataLoaders built by {source}; one epoch of the train split (drop_last), "
+                      f"worker start-up included; ceiling over the same {len(train_files)} train files.")
+    return part
