@@ -1,0 +1,327 @@
+"""Real parts for exercise 3: an OpenSSH server, TensorBoard and an `ssh -N -L` tunnel, each started and stopped.
+
+Every `start_*` is a context manager: it starts its process in a new process group, waits until the process
+really serves (sshd shows its banner, TensorBoard answers HTTP, the tunnel carries a connection), and on the
+way out terminates the whole group (TensorBoard's data server and sshd's session children included) and waits
+for it, pass or fail. A process that dies while we wait raises `ProcessFailed` carrying its own last words.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+SSHD = "/usr/sbin/sshd"
+PRIVSEP_DIR = Path("/run/sshd")  # sshd refuses to start without its privilege-separation directory
+
+
+class ProcessFailed(RuntimeError):
+    """A process exited, or never became ready, before it served."""
+
+
+@dataclass
+class Running:
+    """A started process: its PID (also its process-group id) and the file that collects its output."""
+    name: str
+    proc: subprocess.Popen
+    log: Path
+    port: int | None = None
+    group_pids: set[int] = field(default_factory=set)  # every PID seen in its family; all dead after stop
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def output(self, last: int = 2000) -> str:
+        return self.log.read_text(errors="replace")[-last:] if self.log.exists() else ""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pids_in_group(pgid: int) -> set[int]:
+    """Live processes whose process group is `pgid` (zombies count as gone)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.add(int(entry.name))
+    return found
+
+
+def descendants(pid: int) -> set[int]:
+    """Live children, grandchildren, ... of `pid`, even those that moved to a session of their own (sshd's)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (entry / "stat").read_text()
+                fields = stat[stat.rindex(")") + 2:].split()
+                if fields[0] != "Z":
+                    parents[int(entry.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def family(pid: int) -> set[int]:
+    """Everything a started process stands for: its process group and all its descendants."""
+    return pids_in_group(pid) | descendants(pid) | ({pid} if pid_alive(pid) else set())
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return state[state.rindex(")") + 2] != "Z"
+
+
+def _stop_group(run: Running, grace: float = 5.0) -> None:
+    """SIGTERM the process group, SIGKILL what is left after `grace` seconds, reap the leader."""
+    run.group_pids |= family(run.pid)
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, sig)
+        for pid in run.group_pids:  # descendants in sessions of their own
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                run.proc.wait(timeout=0.1)
+            if run.proc.poll() is not None and not any(pid_alive(p) for p in run.group_pids):
+                return
+
+
+@contextlib.contextmanager
+def started(name: str, cmd: Sequence[str], log: Path, ready: Callable[[], bool], timeout: float,
+             env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[Running]:
+    """Start `cmd` in its own process group, wait until `ready()`, yield it, then stop the whole group."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                env=env, cwd=cwd, start_new_session=True)
+    run = Running(name, proc, log)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if proc.poll() is not None:
+                raise ProcessFailed(f"{name} exited with code {proc.returncode} before it was ready: "
+                                    f"{run.output().strip() or '(no output)'}")
+            if time.monotonic() > deadline:
+                raise ProcessFailed(f"{name} was not ready after {timeout:.0f} s: {run.output().strip()}")
+            time.sleep(0.2)
+        run.group_pids |= family(proc.pid)
+        yield run
+    finally:
+        _stop_group(run)
+
+
+def accepts(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, port)) == 0
+
+
+def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
+    """(status, body) of a GET; a connection error raises OSError."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def answers_http(url: str) -> bool:
+    try:
+        return http_get(url, timeout=2)[0] == 200
+    except OSError:
+        return False
+
+
+def _shows_ssh_banner(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            return s.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+# --- sshd -------------------------------------------------------------------------------------------
+
+@dataclass
+class SshServer:
+    """What a client needs to log in to the test sshd: no password, no prompt, a host key it knows."""
+    port: int
+    user: str
+    key: Path
+    known_hosts: Path
+    run: Running | None = None
+
+    @property
+    def destination(self) -> str:
+        return f"{self.user}@127.0.0.1"
+
+    def client_options(self) -> list[str]:
+        """ssh options that pin this server: its port, our key, its host key and nothing from ~/.ssh."""
+        return ["-F", "/dev/null", "-p", str(self.port), "-i", str(self.key),
+                "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={self.known_hosts}",
+                "-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10"]
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)],
+                   check=True, capture_output=True)
+
+
+def _sshd_config(home: Path, port: int) -> str:
+    return "\n".join([
+        f"Port {port}",
+        "ListenAddress 127.0.0.1",
+        f"HostKey {home / 'host_ed25519'}",
+        f"PidFile {home / 'sshd.pid'}",
+        f"AuthorizedKeysFile {home / 'authorized_keys'}",
+        "UsePAM no",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "PermitRootLogin prohibit-password",
+        "StrictModes no",
+        "AllowTcpForwarding local",
+        "X11Forwarding no",
+        "PrintMotd no",
+        "LogLevel VERBOSE",
+        "",
+    ])
+
+
+@contextlib.contextmanager
+def start_sshd(home: Path, port: int | None = None, timeout: float = 20) -> Iterator[SshServer]:
+    """An OpenSSH server on 127.0.0.1 that lets the current user in with a key generated in `home`."""
+    home.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
+    for key in ("host_ed25519", "user_ed25519"):
+        if not (home / key).exists():
+            _keygen(home / key)
+    (home / "authorized_keys").write_text((home / "user_ed25519.pub").read_text())
+    host_key = (home / "host_ed25519.pub").read_text().split()
+    known_hosts = home / "known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
+    config = home / "sshd_config"
+    config.write_text(_sshd_config(home, port))
+    check = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise ProcessFailed(f"sshd rejects its configuration {config}: {check.stderr.strip()}")
+    server = SshServer(port=port, user=_user_name(), key=home / "user_ed25519", known_hosts=known_hosts)
+    with started("sshd", [SSHD, "-D", "-e", "-f", str(config)], home / "sshd.log",
+                 lambda: _shows_ssh_banner(port), timeout) as run:
+        server.run = run
+        yield server
+
+
+def _user_name() -> str:
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+# --- TensorBoard --------------------------------------------------------------------------------------
+
+def env_with_venv(extra: dict[str, str]) -> dict[str, str]:
+    """The environment of a student's shell with the course venv active: its bin/ first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def start_tensorboard(script: Path, logdir: Path, port: int | None = None, log: Path | None = None,
+                      timeout: float = 60) -> Iterator[Running]:
+    """Run the exercise's tensorboard.sh over `logdir` and wait until its page answers on 127.0.0.1."""
+    port = port or free_port()
+    log = log or Path(tempfile.mkdtemp(prefix="tensorboard-")) / "tensorboard.log"
+    env = env_with_venv({"LOGDIR": str(logdir), "PORT": str(port)})
+    with started(f"{script.name} (TensorBoard)", ["bash", str(script.resolve())], log,
+                 lambda: answers_http(f"http://127.0.0.1:{port}/"), timeout, env=env, cwd=logdir.parent) as run:
+        run.port = port
+        yield run
+
+
+# --- the tunnel ---------------------------------------------------------------------------------------
+
+def tunnel_command(script: Path, server: SshServer) -> list[str]:
+    """How the harness calls the exercise's tunnel.sh: destination first, then the options for our sshd."""
+    return ["bash", str(script.resolve()), server.destination, *server.client_options()]
+
+
+def tunnel_env(local_port: int, remote_port: int) -> dict[str, str]:
+    """The environment tunnel.sh reads its two ports from."""
+    return env_with_venv({"LOCAL_PORT": str(local_port), "REMOTE_PORT": str(remote_port)})
+
+
+@contextlib.contextmanager
+def start_tunnel(script: Path, server: SshServer, remote_port: int, local_port: int | None = None,
+                 log: Path | None = None, timeout: float = 30) -> Iterator[Running]:
+    """Run the exercise's tunnel.sh (`ssh -N -L`) and wait until the local end carries an HTTP answer."""
+    local_port = local_port or free_port()
+    log = log or Path(tempfile.mkdtemp(prefix="tunnel-")) / "tunnel.log"
+    env = tunnel_env(local_port, remote_port)
+    with started(f"{script.name} (ssh -N -L)", tunnel_command(script, server), log,
+                 lambda: answers_http(f"http://127.0.0.1:{local_port}/"), timeout, env=env) as run:
+        run.port = local_port
+        yield run
+
+
+# --- what listens where -------------------------------------------------------------------------------
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of TCP sockets listening on `port`, read from /proc/net/tcp and tcp6."""
+    found = set()
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        with contextlib.suppress(OSError), open(table) as f:
+            next(f)
+            for line in f:
+                local, state = line.split()[1], line.split()[3]
+                hex_addr, hex_port = local.split(":")
+                if state != "0A" or int(hex_port, 16) != port:  # 0A = LISTEN
+                    continue
+                raw = bytes.fromhex(hex_addr)
+                # the kernel prints each 32-bit word in host (little-endian) order
+                raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+                found.add(socket.inet_ntop(family, raw))
+    return found
+
+
+def non_loopback_addresses() -> list[str]:
+    """This machine's IPv4 addresses other than 127.0.0.0/8 (what another user or host could connect to)."""
+    try:
+        out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
+    except FileNotFoundError:  # no iproute2: the listening-socket check alone has to do
+        return []
+    addresses = [line.split()[3].split("/")[0] for line in out.splitlines() if len(line.split()) > 3]
+    return [a for a in addresses if not a.startswith("127.")]

@@ -1,0 +1,139 @@
+"""Exercise 3 with real parts: TensorBoard on 127.0.0.1, reached through a real `ssh -N -L` and a real sshd.
+
+The fixtures (harness/fixtures_tunnel.py) run the target's own tensorboard.sh and tunnel.sh, so
+`pytest --target exercises` puts the student's scripts through the very same checks.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from harness import tunnel as parts
+from harness.fixtures_tunnel import require_ssh_parts
+from harness.requires import require
+
+SCRIPTS = {"tensorboard.sh": [], "tunnel.sh": ["student@127.0.0.1"]}  # each with the arguments a student gives
+LOSS_TAG = "train_loss"  # what fastai's TensorBoardCallback calls the smoothed training loss
+
+
+def get_json(port: int, path: str) -> object:
+    status, body = parts.http_get(f"http://127.0.0.1:{port}{path}")
+    assert status == 200, f"GET {path} answered {status}: {body[:200]!r}"
+    return json.loads(body)
+
+
+def test_dashboard_page_answers_through_the_tunnel(tunnel: parts.Running) -> None:
+    status, body = parts.http_get(f"http://127.0.0.1:{tunnel.port}/")
+    assert status == 200
+    assert b"<title>TensorBoard</title>" in body, body[:300]
+
+
+def test_scalars_api_lists_the_training_loss_through_the_tunnel(tunnel: parts.Running,
+                                                                tensorboard_server: parts.Running) -> None:
+    tags = get_json(tunnel.port, "/data/plugin/scalars/tags")
+    runs = sorted(run for run, run_tags in tags.items() if LOSS_TAG in run_tags)
+    assert runs, f"no run has the tag {LOSS_TAG!r}; TensorBoard lists {tags}"
+    query = urllib.parse.urlencode({"run": runs[0], "tag": LOSS_TAG})
+    points = get_json(tunnel.port, f"/data/plugin/scalars/scalars?{query}")
+    steps, values = [p[1] for p in points], [p[2] for p in points]
+    assert len(points) >= 2, f"{LOSS_TAG} has {len(points)} points"
+    assert steps == sorted(steps) and len(set(steps)) == len(steps), steps
+    assert all(math.isfinite(v) and v > 0 for v in values), values
+    # the tunnel carries exactly what TensorBoard serves on the login node's loopback
+    assert points == get_json(tensorboard_server.port, f"/data/plugin/scalars/scalars?{query}")
+
+
+def test_tensorboard_listens_on_loopback_only(tensorboard_server: parts.Running) -> None:
+    port = tensorboard_server.port
+    assert parts.listening_addresses(port) == {"127.0.0.1"}, \
+        f"TensorBoard listens on {parts.listening_addresses(port)}: on a shared login node use --host 127.0.0.1"
+    for address in parts.non_loopback_addresses():
+        assert not parts.accepts(port, address), f"TensorBoard answers on {address}:{port}, open to other users"
+
+
+def test_tunnel_fails_with_one_clear_error_when_sshd_is_down(target_dir: Path, tmp_path: Path) -> None:
+    require_ssh_parts()
+    with parts.start_sshd(tmp_path / "sshd") as server:
+        pass  # started and stopped: its port is now closed
+    assert not parts.accepts(server.port)
+    result = subprocess.run(parts.tunnel_command(target_dir / "tunnel.sh", server),
+                            env=parts.tunnel_env(parts.free_port(), parts.free_port()),
+                            capture_output=True, text=True, timeout=30)
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0, "tunnel.sh reported success with no sshd to talk to"
+    assert len(errors) == 1 and "Connection refused" in errors[0], result.stderr
+
+
+def test_every_started_process_is_gone_afterwards_even_when_a_test_fails(
+        target_dir: Path, tensorboard_logdir: Path, tmp_path: Path) -> None:
+    require_ssh_parts()
+    runs: list[parts.Running] = []
+    with pytest.raises(RuntimeError, match="a failing test"):
+        with parts.start_sshd(tmp_path / "sshd") as server, \
+                parts.start_tensorboard(target_dir / "tensorboard.sh", tensorboard_logdir,
+                                        log=tmp_path / "tensorboard.log") as board, \
+                parts.start_tunnel(target_dir / "tunnel.sh", server, board.port, log=tmp_path / "tunnel.log") as tube:
+            assert parts.http_get(f"http://127.0.0.1:{tube.port}/")[0] == 200
+            server.run.group_pids |= parts.family(server.run.pid)  # sshd's child serving the tunnel, too
+            runs = [server.run, board, tube]
+            started = {pid for run in runs for pid in run.group_pids}
+            assert len(started) >= 5, started  # sshd + its session, tensorboard + its data server, ssh
+            assert all(parts.pid_alive(pid) for pid in started)
+            raise RuntimeError("a failing test")
+    left = {run.name: sorted(pid for pid in run.group_pids if parts.pid_alive(pid)) for run in runs}
+    assert not any(left.values()), f"still running after teardown: {left}"
+    assert all(run.proc.returncode is not None for run in runs)
+    for port in (server.port, board.port, tube.port):
+        assert not parts.accepts(port), f"something still listens on {port}"
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_bad_port_is_one_clear_line(target_dir: Path, tmp_path: Path, name: str) -> None:
+    env = parts.env_with_venv({"LOGDIR": str(tmp_path), "PORT": "80", "LOCAL_PORT": "http", "REMOTE_PORT": "9999"})
+    result = subprocess.run(["bash", str(target_dir / name), *SCRIPTS[name]],
+                            env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2, result
+    assert result.stderr.count("\n") == 1 and re.match(r"error: \w*PORT='(80|http)'", result.stderr), result.stderr
+
+
+def _untouched(script: Path) -> bool:
+    return bool(re.search(r'^echo "TODO: .*exit 3$', script.read_text(), flags=re.M))
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_untouched_exercise_exits_with_one_todo_line(course_root: Path, tmp_path: Path, name: str) -> None:
+    """What `pytest --target exercises` shows a student who has not started: one line saying what to do."""
+    script = course_root / "exercises" / name
+    require(_untouched(script), f"exercises/{name} has been worked on (`pytest --target exercises` checks it)")
+    env = parts.env_with_venv({"LOGDIR": str(tmp_path), "PORT": str(parts.free_port()),
+                               "LOCAL_PORT": str(parts.free_port()), "REMOTE_PORT": str(parts.free_port())})
+    result = subprocess.run(["bash", str(script), *SCRIPTS[name]], env=env, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 3, result
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"TODO: {name}: "), result.stderr
+
+
+def test_ssh_config_example_is_the_same_tunnel(course_root: Path, sshd: parts.SshServer,
+                                               tensorboard_server: parts.Running, tmp_path: Path) -> None:
+    """The `~/.ssh/config` form from the book, pointed at the test sshd, carries TensorBoard like tunnel.sh."""
+    example = (course_root / "solutions" / "ssh_config.example").read_text()
+    resolved = subprocess.run(["ssh", "-G", "-F", str(course_root / "solutions" / "ssh_config.example"), "jureca"],
+                              capture_output=True, text=True, check=True).stdout
+    assert "hostname jureca.fz-juelich.de" in resolved and "localforward 9999 [localhost]:9999" in resolved
+    local_port = parts.free_port()
+    ours = {"HostName": "127.0.0.1", "User": sshd.user, "IdentityFile": str(sshd.key),
+            "LocalForward": f"{local_port} localhost:{tensorboard_server.port}"}
+    config = re.sub(r"^(\s+)(HostName|User|IdentityFile|LocalForward) .*$",
+                    lambda m: f"{m[1]}{m[2]} {ours[m[2]]}", example, flags=re.M)
+    config += (f"    Port {sshd.port}\n    UserKnownHostsFile {sshd.known_hosts}\n    GlobalKnownHostsFile /dev/null\n"
+               "    StrictHostKeyChecking yes\n    BatchMode yes\n    IdentitiesOnly yes\n")
+    (tmp_path / "config").write_text(config)
+    with parts.started("ssh -N jureca", ["ssh", "-F", str(tmp_path / "config"), "-N", "jureca"], tmp_path / "ssh.log",
+                       lambda: parts.answers_http(f"http://127.0.0.1:{local_port}/"), timeout=30):
+        assert LOSS_TAG in json.dumps(get_json(local_port, "/data/plugin/scalars/tags"))
