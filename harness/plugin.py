@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Fixture modules, one per concern; each helper module registers itself here with one line.
 pytest_plugins = [
     "harness.selfcheck", "harness.browser",  # exercise verdicts for --target exercises; the built book in a browser
+    "harness.fixtures_tunnel",  # exercise 3: sshd, TensorBoard and the ssh -L tunnel
 ]
 
 
