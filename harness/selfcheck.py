@@ -1,0 +1,169 @@
+"""`pytest --target exercises`: a student's own attempt, checked by the solutions' tests, reported per exercise.
+
+A student wants to know "is exercise 2 done, and if not, what is missing?", not to read a traceback. In that mode
+this plugin
+* keeps only the checks that look at the code under test (tests that use the `target_dir` or `target` fixture,
+  or carry the `exercise` marker); the book build, sync and browser tests say nothing about the student's work;
+* shortens every failure to one line: the first `TODO` the exercise raised, else the first line of the
+  assertion message (pass `--tb=long` to see the full traceback again);
+* ends with a section "Your exercises": one line per exercise, "done" or "not done: <what is missing>".
+
+A test belongs to an exercise through `@pytest.mark.exercise("matrix" | "cats" | "tunnel")`, or else through
+words in its module or test name (tests/test_matrix.py -> exercise 1).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pytest
+from _pytest._code.code import ReprFileLocation
+
+# key, title, words that put a test module (or test name) into this exercise
+EXERCISES: list[tuple[str, str, tuple[str, ...]]] = [
+    ("matrix", "Exercise 1: matrix multiply", ("matrix",)),
+    ("cats", "Exercise 2: cat classifier", ("cats", "cat_", "fastai", "pets", "internet", "offline")),
+    ("tunnel", "Exercise 3: TensorBoard through an SSH tunnel", ("tunnel", "tensorboard")),
+]
+TITLES = {key: title for key, title, _ in EXERCISES}
+
+TODO_RAISED = re.compile(r"NotImplementedError: (TODO\b.*)")
+TODO_ANYWHERE = re.compile(r"\b(TODO\b.*)")
+
+
+def exercise_mode(config: pytest.Config) -> bool:
+    return config.getoption("--target", default="solutions") == "exercises"
+
+
+def exercise_of(item: pytest.Item) -> str:
+    """The exercise key of a test: its marker, else a word in its module or test name, else `other:<module>`."""
+    marker = item.get_closest_marker("exercise")
+    if marker is not None and marker.args:
+        return str(marker.args[0])
+    module = item.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+    for name in (module, item.name):
+        for key, _, words in EXERCISES:
+            if any(word in name.lower() for word in words):
+                return key
+    return f"other:{module}"
+
+
+def checks_the_target(item: pytest.Item) -> bool:
+    return bool({"target_dir", "target"} & set(getattr(item, "fixturenames", ()))) or \
+        item.get_closest_marker("exercise") is not None
+
+
+def what_is_missing(text: str, crash_message: str) -> str:
+    """One line for the student: the TODO their exercise raised, else the assertion's first line."""
+    for pattern in (TODO_RAISED, TODO_ANYWHERE):
+        match = pattern.search(text)
+        if match:
+            return match.group(1).strip().rstrip("\"')").strip()
+    first = next((line.strip() for line in crash_message.splitlines() if line.strip()), "")
+    first = re.sub(r"^(AssertionError|Failed):\s*", "", first)
+    return first or "the check failed (run with --tb=long to see why)"
+
+
+class OneLineFailure:
+    """A failure report that prints as a single line (and keeps `reprcrash` for pytest's short summary)."""
+
+    def __init__(self, path: str, lineno: int, message: str) -> None:
+        self.reprcrash = ReprFileLocation(path, lineno, message)
+
+    def toterminal(self, tw) -> None:  # noqa: ANN001 (pytest's TerminalWriter)
+        tw.line(self.reprcrash.message, red=True)
+
+    def __str__(self) -> str:
+        return self.reprcrash.message
+
+
+@dataclass
+class Verdict:
+    passed: int = 0
+    missing: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        if self.missing:
+            return f"not done: {self.missing[0]}"
+        if self.passed:
+            return "done" + (f" ({len(self.skipped)} check(s) skipped: {self.skipped[0]})" if self.skipped else "")
+        return f"not checked: {self.skipped[0] if self.skipped else 'no check ran'}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "exercise(key): the exercise a check belongs to (matrix, cats, tunnel)")
+    if not exercise_mode(config):
+        return
+    short = config.option.tbstyle == "auto"
+    if short:
+        config.option.tbstyle = "no"  # the one-line verdicts replace the traceback wall
+    if not hasattr(config, "workerinput"):  # tally on the controlling process only (xdist workers send reports)
+        config.pluginmanager.register(Tally(short), "course-selfcheck-tally")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not exercise_mode(config):
+        return
+    keep = [item for item in items if checks_the_target(item)]
+    drop = [item for item in items if not checks_the_target(item)]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201
+    """On the process that ran the test (an xdist worker, maybe): note its exercise and what is missing."""
+    outcome = yield
+    if not exercise_mode(item.config):
+        return
+    report: pytest.TestReport = outcome.get_result()
+    report.user_properties.append(("exercise", exercise_of(item)))
+    if report.failed:
+        text = "\n".join([report.longreprtext] + [content for _, content in report.sections])
+        crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", "") or report.longreprtext
+        report.user_properties.append(("missing", what_is_missing(text, crash)))
+
+
+class Tally:
+    """Collects the verdicts on the controlling process and writes the "Your exercises" section."""
+
+    def __init__(self, short: bool) -> None:
+        self.short = short
+        self.verdicts: dict[str, Verdict] = {}
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Tally the verdict and shorten the failure before the terminal reporter keeps it."""
+        props = dict(report.user_properties)
+        if "exercise" not in props:
+            return
+        verdict = self.verdicts.setdefault(props["exercise"], Verdict())
+        missing = props.get("missing", "the check failed")
+        if report.failed:
+            verdict.missing.append(missing)
+            if self.short:
+                path, lineno, _ = report.location
+                report.longrepr = OneLineFailure(path, (lineno or 0) + 1, missing)
+                report.sections = []
+        elif report.skipped and report.when in ("setup", "call"):
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            verdict.skipped.append(reason.removeprefix("Skipped: "))
+        elif report.passed and report.when == "call":
+            verdict.passed += 1
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:  # noqa: ANN001 (pytest's TerminalReporter)
+        terminalreporter.write_sep("=", "Your exercises")
+        if not self.verdicts:
+            terminalreporter.write_line("no exercise check ran (did -k or a file name leave them all out?)")
+            return
+        order = [key for key, _, _ in EXERCISES] + sorted(k for k in self.verdicts if k not in TITLES)
+        for key in (k for k in order if k in self.verdicts):
+            title = TITLES.get(key, key.replace("other:", "Other checks: "))
+            line = self.verdicts[key].line()
+            terminalreporter.write_line(f"{title}: {line}", green=line.startswith("done"),
+                                        red=line.startswith("not done"), yellow=line.startswith("not checked"))
+        if self.short and any(v.missing for v in self.verdicts.values()):
+            terminalreporter.write_line("(each failure is cut to one line; add --tb=long to see the full traceback)")

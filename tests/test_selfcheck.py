@@ -1,0 +1,137 @@
+"""`pytest --target exercises` tells a student, per exercise, "done" or what is missing, in one line each.
+
+The checks run in a child pytest on a small test folder made here, against the real exercises/ and solutions/, so
+they prove the report a student sees without waiting for the slow exercise tests.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.requires import require
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHECKS = {
+    "conftest.py": '''
+        import os
+        from pathlib import Path
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def target_dir(target, course_root):
+            """SELFCHECK_TREE stands in for a student whose exercises/ holds finished work."""
+            tree = os.environ.get("SELFCHECK_TREE")
+            return Path(tree) if tree else course_root / target
+    ''',
+    "test_matrix.py": '''
+        import subprocess, sys
+
+        def test_login_node_product(target_dir):
+            run = subprocess.run([sys.executable, str(target_dir / "matrix.py")],
+                                 capture_output=True, text=True, timeout=300)
+            assert run.returncode == 0, f"matrix.py failed:\\n{run.stderr}"
+            assert "The result is" in run.stdout
+    ''',
+    "test_tunnel.py": '''
+        import os, stat, subprocess
+
+        def test_tunnel_forwards_the_port(target_dir, tmp_path):
+            fake = tmp_path / "ssh"
+            fake.write_text("#!/bin/sh\\necho ssh \\"$@\\"\\n")
+            fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+            env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "REMOTE_PORT": "9999"}
+            run = subprocess.run(["bash", str(target_dir / "tunnel.sh"), "student@login"],
+                                 capture_output=True, text=True, env=env, timeout=60)
+            assert run.returncode == 0, f"tunnel.sh failed: {run.stderr}"
+            assert "-L" in run.stdout and "9999" in run.stdout
+    ''',
+    "test_cats_accuracy.py": '''
+        def test_accuracy_bar(target_dir):
+            accuracy = 0.42 if target_dir.name == "exercises" else 0.95
+            assert accuracy >= 0.9, f"validation accuracy {accuracy} is below the bar 0.9\\nsecond line"
+    ''',
+    "test_book_unrelated.py": '''
+        def test_not_about_the_exercises():
+            raise AssertionError("a test that ignores --target must not run in --target exercises mode")
+    ''',
+}
+
+
+def run_checks(tmp_path: Path, *args: str, tree: Path | None = None) -> subprocess.CompletedProcess[str]:
+    folder = tmp_path / "checks"
+    folder.mkdir(exist_ok=True)
+    for name, text in CHECKS.items():
+        (folder / name).write_text(textwrap.dedent(text))
+    (folder / "pytest.ini").write_text("[pytest]\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(PYTHONPATH=str(ROOT), COLUMNS="200")
+    if tree is not None:
+        env["SELFCHECK_TREE"] = str(tree)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "harness.plugin", "-p", "no:cacheprovider", "-ra", "-c",
+         str(folder / "pytest.ini"), "--rootdir", str(folder), str(folder), *args],
+        capture_output=True, text=True, env=env, cwd=folder, timeout=600,
+    )
+
+
+def summary(output: str) -> list[str]:
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if "Your exercises" in line)
+    return [line for line in lines[start + 1:] if not line.startswith("=")]
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_untouched_exercises_are_each_not_done_in_one_line(tmp_path: Path, workers: list[str]) -> None:
+    run = run_checks(tmp_path, "--target", "exercises", *workers)
+    assert run.returncode == 1, run.stdout + run.stderr
+    lines = summary(run.stdout)
+    assert lines[:3] == [
+        "Exercise 1: matrix multiply: not done: TODO: create two random 3x3 matrices, print them and print "
+        "their torch.matmul product",
+        "Exercise 2: cat classifier: not done: validation accuracy 0.42 is below the bar 0.9",
+        "Exercise 3: TensorBoard through an SSH tunnel: not done: TODO: tunnel.sh: write the ssh -L command "
+        "between the 'your work' lines",
+    ], run.stdout
+    assert "Traceback" not in run.stdout and "raise NotImplementedError" not in run.stdout, run.stdout
+    assert "3 failed" in run.stdout and "ignores --target" not in run.stdout, "only the exercise checks run"
+    assert len(run.stdout.splitlines()) < 30, f"the report should be short:\n{run.stdout}"
+
+
+def test_finished_exercises_are_done(tmp_path: Path) -> None:
+    run = run_checks(tmp_path, "--target", "exercises", tree=ROOT / "solutions")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert summary(run.stdout) == [
+        "Exercise 1: matrix multiply: done",
+        "Exercise 2: cat classifier: done",
+        "Exercise 3: TensorBoard through an SSH tunnel: done",
+    ], run.stdout
+
+
+def test_long_tracebacks_come_back_on_request(tmp_path: Path) -> None:
+    run = run_checks(tmp_path, "--target", "exercises", "--tb=long", "-k", "matrix")
+    assert "Traceback" in run.stdout and "NotImplementedError" in run.stdout, run.stdout
+    assert "Exercise 1: matrix multiply: not done: TODO: create two random" in run.stdout
+
+
+def test_solutions_mode_has_no_student_summary(tmp_path: Path) -> None:
+    run = run_checks(tmp_path, "-k", "not unrelated")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Your exercises" not in run.stdout and "3 passed, 1 deselected" in run.stdout, run.stdout
+
+
+def test_the_real_matrix_checks_report_not_done_for_the_untouched_exercise() -> None:
+    """The project's own tests/test_matrix.py, run as a student would: `pytest --target exercises -k matrix`."""
+    require((ROOT / "tests" / "test_matrix.py").is_file(), "tests/test_matrix.py is not there yet")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--target", "exercises",
+                          "tests/test_matrix.py"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert run.returncode == 1, run.stdout + run.stderr
+    lines = summary(run.stdout)
+    assert lines and lines[0].startswith("Exercise 1: matrix multiply: not done: TODO"), run.stdout
+    assert "Traceback" not in run.stdout, run.stdout
