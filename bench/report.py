@@ -38,6 +38,7 @@ class Part:
     rows: list[list] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    tables: list[tuple[str, list[str], list[list]]] = field(default_factory=list)  # (caption, headers, rows)
     skipped: str | None = None
 
 
@@ -47,7 +48,7 @@ def fmt(value) -> str:
         return str(value)
     if isinstance(value, int) or abs(value) >= 100:
         return f"{value:,.0f}"
-    return f"{value:.3g}" if abs(value) >= 0.01 or value == 0 else f"{value:.2e}"
+    return f"{value:.3g}"
 
 
 def text_table(headers: list[str], rows: list[list]) -> str:
@@ -77,6 +78,8 @@ def render_text(part: Part) -> str:
         out.append(text_table(part.headers, part.rows))
     out += [c.line() for c in part.checks]
     out += part.notes
+    for caption, headers, rows in part.tables:
+        out += ["", caption + ":", text_table(headers, rows)]
     return "\n".join(out)
 
 
@@ -89,4 +92,6 @@ def render_markdown(part: Part, measured: str) -> str:
         out += [markdown_table(part.headers, part.rows), ""]
     out += [f"- **{c.line().split(' ', 1)[0]}** {c.line().split(' ', 1)[1]}" for c in part.checks]
     out += [f"- {n}" for n in part.notes]
+    for caption, headers, rows in part.tables:
+        out += ["", caption + ":", "", markdown_table(headers, rows)]
     return "\n".join(out + [""])

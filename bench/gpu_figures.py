@@ -1,0 +1,75 @@
+"""Part gpu-figures: the figures of the latest `pytest --cluster` run, next to the course's own A100 run.
+
+Nothing runs here (there is no GPU on the benchmark machine): the summaries the cluster run left under
+slurm-out/<run-tag>/<test>/ are read back.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from bench.report import Part
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "slurm-out"
+COURSE_A100 = {"seconds_per_epoch": 42.0, "error_rate": 0.007}  # the course's own run, one epoch on an A100
+FIGURES = ("seconds_per_epoch", "images_per_second", "error_rate", "accuracy", "tflops", "device")
+PAIR = re.compile(r"([A-Za-z_][\w/]*)=(\S+)")
+
+
+def latest_run(out: Path = OUT) -> Path | None:
+    """The run folder holding the newest summary file."""
+    summaries = sorted(out.glob("*/*/summary*"), key=lambda p: p.stat().st_mtime)
+    return summaries[-1].parent.parent if summaries else None
+
+
+def figures_of(summary: Path) -> dict[str, str]:
+    """key=value pairs (RESULT lines) from a text summary, or the flat keys of a JSON one."""
+    text = summary.read_text(errors="replace")
+    if summary.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = {}
+        flat = {}
+        stack = [data]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    (stack.append(value) if isinstance(value, (dict, list)) else flat.setdefault(key, str(value)))
+            elif isinstance(node, list):
+                stack.extend(node)
+        return flat
+    return {key: value for key, value in PAIR.findall(text)}
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def _number(value: str | None):
+    try:
+        return float(value) if value is not None else "-"
+    except ValueError:
+        return value
+
+
+def run(out: Path = OUT) -> Part:
+    part = Part("gpu-figures", "figures of the latest `pytest --cluster` run vs the course's A100 run",
+                headers=["source", "device", "seconds/epoch", "images/s", "error rate", "TFLOP/s"])
+    run_dir = latest_run(out)
+    if run_dir is None:
+        part.notes.append(f"no `pytest --cluster` summary found under {_shown(out)}/*/*/summary*")
+    else:
+        for summary in sorted(run_dir.glob("*/summary*")):
+            found = {k.lower().replace("-", "_"): v for k, v in figures_of(summary).items()}
+            tflops = next((v for k, v in found.items() if "tflop" in k), None)
+            part.rows.append([f"{run_dir.name}/{summary.parent.name}", found.get("device", "-"),
+                              _number(found.get("seconds_per_epoch")), _number(found.get("images_per_second")),
+                              _number(found.get("error_rate")), _number(tflops)])
+        part.notes.append(f"read from {_shown(run_dir)}")
+    part.rows.append(["course reference (1 epoch, resnet34, real Pets)", "A100", COURSE_A100["seconds_per_epoch"],
+                      "-", COURSE_A100["error_rate"], "-"])
+    return part

@@ -1,0 +1,69 @@
+"""Part local-suite: wall time of the whole local `pytest`, serial vs `pytest -n auto`, and the slowest tests.
+
+Both runs are subprocesses in the repository with the same Python; per-test times come from a JUnit XML file.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from bench.report import Check, Part, Skipped
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_SPEEDUP = 1.6
+SLOWEST = 10
+
+
+def outcome_counts(junit: Path) -> dict[str, int]:
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    for case in ET.parse(junit).iter("testcase"):
+        if case.find("failure") is not None or case.find("error") is not None:
+            counts["failed"] += 1
+        elif case.find("skipped") is not None:
+            counts["skipped"] += 1
+        else:
+            counts["passed"] += 1
+    return counts
+
+
+def slowest(junit: Path, n: int = SLOWEST) -> list[tuple[str, float]]:
+    cases = [(f"{c.get('classname', '')}::{c.get('name', '')}", float(c.get("time") or 0))
+             for c in ET.parse(junit).iter("testcase")]
+    return sorted(cases, key=lambda c: -c[1])[:n]
+
+
+def timed_pytest(extra: list[str], junit: Path) -> tuple[float, dict[str, int]]:
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *extra]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seconds = time.perf_counter() - start
+    if not junit.exists():
+        tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
+        raise Skipped(f"pytest {' '.join(extra)} produced no report (exit {done.returncode}): {tail}")
+    return seconds, outcome_counts(junit)
+
+
+def run(workers: str = "auto") -> Part:
+    try:
+        import xdist  # noqa: F401
+    except ImportError:
+        raise Skipped("pytest-xdist is not installed (pip install -r requirements.txt)") from None
+    if not (ROOT / "tests").is_dir():
+        raise Skipped("no tests/ folder")
+    part = Part("local-suite", "the whole local `pytest`, serial vs `pytest -n " + workers + "`",
+                headers=["run", "seconds", "passed", "failed", "skipped", "speed-up"])
+    with tempfile.TemporaryDirectory(prefix="bench-suite-") as tmp:
+        serial, serial_counts = timed_pytest([], Path(tmp) / "serial.xml")
+        parallel, parallel_counts = timed_pytest(["-n", workers], Path(tmp) / "parallel.xml")
+        top = slowest(Path(tmp) / "serial.xml")
+    part.rows = [["pytest (serial)", serial, *serial_counts.values(), 1.0],
+                 [f"pytest -n {workers}", parallel, *parallel_counts.values(), serial / parallel]]
+    part.checks.append(Check(f"-n {workers} speed-up", serial / parallel, TARGET_SPEEDUP, unit="x"))
+    part.tables.append((f"The {len(top)} slowest tests of the serial run", ["test", "seconds", "share of serial"],
+                        [[name, seconds, f"{seconds / serial:.0%}"] for name, seconds in top]))
+    return part

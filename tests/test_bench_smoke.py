@@ -1,0 +1,52 @@
+"""The benchmark command works: its table formatter, RESULTS.md update, and one cheap part with real figures.
+
+Benchmarks print figures and are not tests; this only proves `python -m bench` would not break on the day.
+"""
+from __future__ import annotations
+
+import time
+
+from bench import data_pipeline, gpu_figures, report, results_file
+
+
+def test_table_formatter_aligns_numbers_and_marks_targets():
+    text = report.text_table(["run", "seconds"], [["serial", 123.456], ["parallel", 7.0]])
+    lines = text.splitlines()
+    assert lines[0].split() == ["run", "seconds"]
+    assert lines[2].endswith("123") and lines[3].endswith("7")
+    assert len({len(line) for line in lines}) == 1  # every row as wide as the header
+    assert report.Check("speed-up", 1.8, 1.6).line().startswith("PASS")
+    assert report.Check("overhead", 3.0, 2.0, higher_is_better=False).line().startswith("MISS")
+    markdown = report.render_markdown(report.Part("x", "y", ["a", "b"], [["row", 0.5]]), "measured now")
+    assert "| row | 0.5 |" in markdown
+
+
+def test_results_file_replaces_only_the_part_that_ran(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    results_file.update({"b": "B one", "a": "A one"}, ["a", "b"], path)
+    results_file.update({"b": "B two"}, ["a", "b"], path)
+    text = path.read_text()
+    assert "A one" in text and "B two" in text and "B one" not in text
+    assert text.index("A one") < text.index("B two")
+
+
+def test_data_pipeline_measures_real_images_per_second():
+    start = time.perf_counter()
+    part = data_pipeline.run(images=10, size=32, batch_size=4, workers=1)
+    assert part.skipped is None
+    assert len(part.rows) == 3
+    for label, count, seconds, rate, share in part.rows:
+        assert count >= 4 and seconds > 0 and rate > 0 and share > 0, label
+    assert part.checks[0].value > 0
+    assert time.perf_counter() - start < 30
+
+
+def test_gpu_figures_reads_the_latest_cluster_summary(tmp_path):
+    summary = tmp_path / "run-1" / "cats" / "summary.txt"
+    summary.parent.mkdir(parents=True)
+    summary.write_text("RESULT accuracy=0.99 error_rate=0.01 seconds_per_epoch=40.5 images_per_second=150 "
+                       "device=cuda\n")
+    part = gpu_figures.run(out=tmp_path)
+    row = part.rows[0]
+    assert row[1] == "cuda" and row[2] == 40.5 and row[3] == 150 and row[4] == 0.01
+    assert part.rows[-1][2] == 42.0  # the course's A100 reference stays beside it
