@@ -36,9 +36,17 @@ def write_training_events(logdir: Path, steps: int = 20) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tensorboard_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The `runs/` folder TensorBoard serves: the event files a training run wrote."""
-    return write_training_events(tmp_path_factory.mktemp("training") / "runs")
+def tensorboard_logdir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `runs/` folder TensorBoard serves: the event files of the cat classifier's real training run
+    (session fixture `cat_run` of harness/fixtures_data.py); event files of our own only where no such
+    fixture is registered."""
+    try:
+        run = request.getfixturevalue("cat_run")
+    except pytest.FixtureLookupError:
+        return write_training_events(tmp_path_factory.mktemp("training") / "runs")
+    runs = Path(run.workdir) / "runs"
+    assert any(runs.rglob("events.out.tfevents.*")), f"the training run wrote no TensorBoard event files in {runs}"
+    return runs
 
 
 @pytest.fixture(scope="module")
