@@ -54,50 +54,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def pids_in_group(pgid: int) -> set[int]:
-    """Live processes whose process group is `pgid` (zombies count as gone)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            found.add(int(entry.name))
-    return found
-
-
-def descendants(pid: int) -> set[int]:
-    """Live children, grandchildren, ... of `pid`, even those that moved to a session of their own (sshd's)."""
-    parents: dict[int, int] = {}
+def _process_table() -> dict[int, tuple[int, int]]:
+    """{pid: (parent pid, process group)} of every live process (zombies count as gone), from /proc."""
+    table = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError):
                 stat = (entry / "stat").read_text()
-                fields = stat[stat.rindex(")") + 2:].split()
-                if fields[0] != "Z":
-                    parents[int(entry.name)] = int(fields[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def family(pid: int) -> set[int]:
-    """Everything a started process stands for: its process group and all its descendants."""
-    return pids_in_group(pid) | descendants(pid) | ({pid} if pid_alive(pid) else set())
+                state, ppid, pgrp = stat[stat.rindex(")") + 2:].split()[:3]  # after "pid (comm) "
+                if state != "Z":
+                    table[int(entry.name)] = (int(ppid), int(pgrp))
+    return table
 
 
 def pid_alive(pid: int) -> bool:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return state[state.rindex(")") + 2] != "Z"
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def family(pid: int) -> set[int]:
+    """Everything a started process stands for: itself, its process group, and all its descendants, even
+    those that moved to a session of their own (sshd's per-connection children do)."""
+    table = _process_table()
+    found = {p for p, (_, pgrp) in table.items() if pgrp == pid or p == pid}
+    frontier = set(found)
+    while frontier:
+        frontier = {p for p, (ppid, _) in table.items() if ppid in frontier} - found
+        found |= frontier
+    return found
 
 
 def _stop_group(run: Running, grace: float = 5.0) -> None:
