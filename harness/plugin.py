@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = [
     "harness.selfcheck", "harness.browser",  # exercise verdicts for --target exercises; the built book in a browser
     "harness.fixtures_tunnel",  # exercise 3: sshd, TensorBoard and the ssh -L tunnel
+    "harness.fixtures_cluster",  # pytest --cluster: submit, wait for and judge the GPU jobs
 ]
 
 
