@@ -1,0 +1,158 @@
+"""Site profiles: what differs between clusters (account, partition, modules, bars) as data, not code.
+
+`slurm/sites/<name>.toml` is read into a typed `Site`. A broken profile is one line naming the file and the
+key to fix, with the closest known key for a misspelling, so an instructor never reads a traceback.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SITES_DIR = ROOT / "slurm" / "sites"
+
+
+class SiteError(ValueError):
+    """A profile that cannot be used; the message is one line that says what to fix."""
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Per-job settings of a site: extra program arguments and, for the cat job, its bar."""
+    args: list[str] = field(default_factory=list)
+    error_rate_max: float | None = None
+
+
+@dataclass(frozen=True)
+class Caches:
+    """How the cat job's caches are filled before submitting, and where they live."""
+    prepare: str  # "prefetch" (run cats.py --prefetch on the login node) or "minipets" (stand-ins)
+    fastai_home: str
+    torch_home: str
+    block_network: bool
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    path: Path
+    description: str
+    hosts: list[str]
+    account: str
+    partition: str
+    reservation: str
+    cpus_per_task: int
+    gpus_per_node: int
+    gpus_real: bool
+    time_margin_s: int
+    pending_limit_s: int
+    setup: list[str]
+    course_venv: str
+    caches: Caches
+    jobs: dict[str, JobSettings]
+    sbatch_args: list[str] = field(default_factory=list)
+
+    def sbatch_options(self) -> list[str]:
+        """The command-line overrides of the scripts' #SBATCH lines for this site."""
+        options = [f"--partition={self.partition}", f"--cpus-per-task={self.cpus_per_task}"]
+        if self.account:
+            options.append(f"--account={self.account}")
+        if self.reservation:
+            options.append(f"--reservation={self.reservation}")
+        return options + list(self.sbatch_args)
+
+    def expand(self, text: str) -> str:
+        """`{root}` is the repository; `$VAR` and `~` are expanded as a shell would."""
+        return os.path.expanduser(os.path.expandvars(text.replace("{root}", str(ROOT))))
+
+    def job(self, name: str) -> JobSettings:
+        return self.jobs.get(name, JobSettings())
+
+
+# key -> (type, required); optional keys carry their default
+_TOP: dict[str, tuple[type | tuple[type, ...], Any]] = {
+    "description": (str, ...), "hosts": (list, ...), "account": (str, ...), "partition": (str, ...),
+    "reservation": (str, ...), "cpus_per_task": (int, ...), "gpus_per_node": (int, ...), "gpus_real": (bool, ...),
+    "time_margin_s": (int, ...), "pending_limit_s": (int, ...), "setup": (list, ...), "course_venv": (str, ...),
+    "caches": (dict, ...), "jobs": (dict, ...), "sbatch_args": (list, []),
+}
+_CACHES: dict[str, tuple[type | tuple[type, ...], Any]] = {
+    "prepare": (str, ...), "fastai_home": (str, ...), "torch_home": (str, ...), "block_network": (bool, ...),
+}
+_JOB: dict[str, tuple[type | tuple[type, ...], Any]] = {
+    "args": (list, []), "error_rate_max": ((int, float), None),
+}
+PREPARE_MODES = ("prefetch", "minipets")
+_KINDS = {int: "an integer", str: "a string", list: "a list", bool: "true or false", dict: "a table"}
+
+
+def _checked(table: dict[str, Any], schema: dict[str, tuple[Any, Any]], where: str, path: Path) -> dict[str, Any]:
+    """Values of `table` per `schema`; the first problem raises one line naming file and key."""
+    unknown = [key for key in table if key not in schema]
+    missing = [key for key, (_, default) in schema.items() if default is ... and key not in table]
+    for key in unknown:
+        close = difflib.get_close_matches(key, [k for k in schema if k not in table] or list(schema), n=1)
+        hint = f" (did you mean `{where}{close[0]}`?)" if close else f" (known keys: {', '.join(schema)})"
+        raise SiteError(f"{path}: unknown key `{where}{key}`{hint}")
+    if missing:
+        raise SiteError(f"{path}: missing key `{where}{missing[0]}`")
+    values = {}
+    for key, (kind, default) in schema.items():
+        value = table.get(key, default)
+        if key in table and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            wanted = _KINDS.get(kind, "a number")
+            raise SiteError(f"{path}: key `{where}{key}` must be {wanted}, not {value!r}")
+        values[key] = list(value) if isinstance(value, list) else value
+    return values
+
+
+def load(path: Path | str) -> Site:
+    """Read one profile file into a `Site`."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SiteError(f"{path}: no such site profile") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SiteError(f"{path}: not valid TOML ({error})") from None
+    top = _checked(data, _TOP, "", path)
+    caches = Caches(**_checked(top.pop("caches"), _CACHES, "caches.", path))
+    if caches.prepare not in PREPARE_MODES:
+        raise SiteError(f"{path}: key `caches.prepare` must be one of {', '.join(PREPARE_MODES)}, not {caches.prepare!r}")
+    jobs = {}
+    for name, table in top.pop("jobs").items():
+        if not isinstance(table, dict):
+            raise SiteError(f"{path}: key `jobs.{name}` must be a table ([jobs.{name}])")
+        jobs[name] = JobSettings(**_checked(table, _JOB, f"jobs.{name}.", path))
+    return Site(name=path.stem, path=path, caches=caches, jobs=jobs, **top)
+
+
+def available(sites_dir: Path = SITES_DIR) -> list[str]:
+    return sorted(p.stem for p in sites_dir.glob("*.toml"))
+
+
+def _host_names() -> list[str]:
+    return [name for name in {socket.getfqdn(), socket.gethostname()} if name]
+
+
+def resolve(name: str | None, sites_dir: Path = SITES_DIR, hosts: list[str] | None = None) -> Site:
+    """The profile `--site NAME`, or without a name the one whose host pattern matches this machine."""
+    names = available(sites_dir)
+    listing = ", ".join(names) or "none"
+    if name is not None:
+        if name not in names:
+            raise SiteError(f"unknown site `{name}`: profiles in {sites_dir} are {listing}")
+        return load(sites_dir / f"{name}.toml")
+    hosts = _host_names() if hosts is None else hosts
+    for candidate in names:
+        site = load(sites_dir / f"{candidate}.toml")
+        if any(fnmatch.fnmatch(host, pattern) for host in hosts for pattern in site.hosts):
+            return site
+    raise SiteError(f"no site profile matches this host ({', '.join(hosts)}): choose one with --site NAME "
+                    f"from {listing}")

@@ -1,0 +1,113 @@
+"""Site profiles: the shipped ones load, and every broken one is one line naming the file and the key."""
+import re
+from pathlib import Path
+
+import pytest
+
+from harness import sites
+from harness.sites import SiteError
+
+SHIPPED = sites.SITES_DIR
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def good_profile(**changes: str) -> str:
+    """The local profile's text, with `key = value` lines replaced (value None: line removed)."""
+    text = (SHIPPED / "local.toml").read_text()
+    for key, line in changes.items():
+        text = re.sub(rf"^{key} = .*$", line, text, count=1, flags=re.MULTILINE)
+    return text
+
+
+def one_line(error: pytest.ExceptionInfo) -> str:
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+def test_shipped_profiles_load_with_the_course_settings():
+    jureca = sites.load(SHIPPED / "jureca-dc.toml")
+    assert (jureca.account, jureca.partition, jureca.reservation) == ("training2441", "dc-gpu", "training2441")
+    assert jureca.gpus_per_node == 4 and jureca.gpus_real and jureca.cpus_per_task == 128
+    assert jureca.setup[:2] == ["module load Stages/2024", "module load GCC OpenMPI PyTorch"]
+    assert "activate.sh" in jureca.setup[2]
+    assert jureca.job("cats").error_rate_max == 0.02
+    assert "--reservation=training2441" in jureca.sbatch_options()
+    local = sites.load(SHIPPED / "local.toml")
+    assert not local.gpus_real and local.caches.prepare == "minipets" and local.job("cats").error_rate_max <= 0.1
+    assert local.job("cats").args == ["--size", "64", "--epochs", "2"]
+
+
+def test_missing_key_names_file_and_key(tmp_path):
+    path = write(tmp_path, "broken", good_profile(partition=""))
+    with pytest.raises(SiteError) as error:
+        sites.load(path)
+    assert one_line(error) == f"{path}: missing key `partition`"
+
+
+def test_misspelt_key_suggests_the_right_one(tmp_path):
+    path = write(tmp_path, "typo", good_profile(reservation='reservaton = "training2441"'))
+    with pytest.raises(SiteError) as error:
+        sites.load(path)
+    assert one_line(error) == f"{path}: unknown key `reservaton` (did you mean `reservation`?)"
+
+
+def test_misspelt_nested_key_names_its_table(tmp_path):
+    text = good_profile().replace("error_rate_max = 0.1", "error_rate_maxi = 0.1")
+    path = write(tmp_path, "nested", text)
+    with pytest.raises(SiteError) as error:
+        sites.load(path)
+    assert one_line(error) == f"{path}: unknown key `jobs.cats.error_rate_maxi` (did you mean `jobs.cats.error_rate_max`?)"
+
+
+def test_wrong_type_is_one_line(tmp_path):
+    path = write(tmp_path, "typed", good_profile(cpus_per_task='cpus_per_task = "two"'))
+    with pytest.raises(SiteError) as error:
+        sites.load(path)
+    assert "`cpus_per_task` must be an integer, not 'two'" in one_line(error)
+
+
+def test_unknown_site_lists_the_profiles(tmp_path):
+    write(tmp_path, "alpha", good_profile())
+    write(tmp_path, "beta", good_profile())
+    with pytest.raises(SiteError) as error:
+        sites.resolve("gamma", sites_dir=tmp_path)
+    assert one_line(error) == f"unknown site `gamma`: profiles in {tmp_path} are alpha, beta"
+
+
+def test_host_pattern_picks_the_profile(tmp_path):
+    write(tmp_path, "alpha", good_profile(hosts='hosts = ["*.alpha.example"]'))
+    write(tmp_path, "beta", good_profile(hosts='hosts = ["betalogin*"]'))
+    assert sites.resolve(None, sites_dir=tmp_path, hosts=["betalogin03"]).name == "beta"
+    assert sites.resolve(None, sites_dir=tmp_path, hosts=["x", "n1.alpha.example"]).name == "alpha"
+    with pytest.raises(SiteError) as error:
+        sites.resolve(None, sites_dir=tmp_path, hosts=["laptop"])
+    assert "no site profile matches this host (laptop)" in one_line(error) and "alpha, beta" in str(error.value)
+
+
+def test_jureca_login_nodes_match_the_jureca_profile():
+    assert sites.resolve(None, hosts=["jrlogin05.jureca"]).name == "jureca-dc"
+    assert sites.resolve(None, hosts=["jrlogin01"]).name == "jureca-dc"
+
+
+def test_site_option_on_the_command_line_is_a_usage_error(pytester_free_run):
+    result = pytester_free_run("--cluster", "--site", "nowhere")
+    assert result.returncode == 4
+    assert "unknown site `nowhere`: profiles in" in result.stderr and "jureca-dc, local" in result.stderr
+
+
+@pytest.fixture
+def pytester_free_run():
+    """Runs this repository's pytest in a subprocess (the plugin is loaded as in real use)."""
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args, "tests/cluster"],
+                              cwd=sites.ROOT, capture_output=True, text=True, timeout=120)
+    return run
