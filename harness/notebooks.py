@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jupytext
+from myst_nb.core.read import is_myst_markdown_notebook
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -29,23 +30,41 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
-def is_text_notebook(path: Path) -> bool:
-    """A MyST text notebook has YAML front matter with a `jupytext` or `kernelspec` header (as myst-nb requires)."""
+def _front_matter_keys(path: Path) -> str:
     try:
         head = path.read_text(encoding="utf-8")[:20000]
     except (OSError, UnicodeDecodeError):
-        return False
+        return ""
     match = _FRONT_MATTER.match(head)
-    if not match:
+    return match.group(1) if match else ""
+
+
+def is_text_notebook(path: Path) -> bool:
+    """Exactly the pages the book build executes: myst-nb's own test (a `jupytext` header with format_name myst)."""
+    try:
+        return is_myst_markdown_notebook(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
         return False
-    return bool(re.search(r"^(jupytext|kernelspec)\s*:", match.group(1), re.MULTILINE))
+
+
+def looks_like_notebook(path: Path) -> bool:
+    """A page whose front matter has a `jupytext` or `kernelspec` header, whether or not myst-nb accepts it."""
+    return bool(re.search(r"^(jupytext|kernelspec)\s*:", _front_matter_keys(path), re.MULTILINE))
+
+
+def _pages(book_dir: Path) -> list[Path]:
+    skip = {"_build", ".ipynb_checkpoints", "diagrams"}
+    return sorted(p for p in book_dir.rglob("*.md") if not skip.intersection(p.relative_to(book_dir).parts))
+
+
+def half_notebooks(book_dir: Path) -> list[Path]:
+    """Pages meant to run (a kernelspec) that the build would show without running (no jupytext myst header)."""
+    return [p for p in _pages(book_dir) if looks_like_notebook(p) and not is_text_notebook(p)]
 
 
 def find_text_notebooks(book_dir: Path) -> list[Path]:
     """Every executable page under `book_dir`, sorted, so test ids are stable."""
-    skip = {"_build", ".ipynb_checkpoints", "diagrams"}
-    pages = [p for p in book_dir.rglob("*.md") if not skip.intersection(p.relative_to(book_dir).parts)]
-    return sorted(p for p in pages if is_text_notebook(p))
+    return [p for p in _pages(book_dir) if is_text_notebook(p)]
 
 
 @dataclass

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.notebooks import PageFailure, find_text_notebooks, run_page
+from harness.notebooks import PageFailure, find_text_notebooks, half_notebooks, run_page
 from harness.plugin import ROOT
 
 BOOK = ROOT / "book"
@@ -23,6 +23,13 @@ def test_lesson_page_runs(page: Path) -> None:
     code_cells = [c for c in run.notebook.cells if c.cell_type == "code" and c.source.strip()]
     assert code_cells, f"{page.name} has a kernelspec header but no code cells: make it a plain page"
     assert all(c.get("execution_count") for c in code_cells), f"{page.name}: a code cell was not executed"
+
+
+def test_no_page_is_half_a_notebook() -> None:
+    """A page with a kernelspec but without the jupytext myst header would be shown, never run, by the build."""
+    half = [str(p.relative_to(ROOT)) for p in half_notebooks(BOOK)]
+    assert not half, (f"{half}: add `jupytext: text_representation: {{extension: .md, format_name: myst}}` "
+                      "to the front matter, or drop the kernelspec")
 
 
 # ---- the harness itself --------------------------------------------------------------------------------------------
@@ -50,7 +57,10 @@ def test_harness_finds_only_text_notebooks(tmp_path: Path) -> None:
     notebook = _page(tmp_path, "runs", "# A page\n\n```{code-cell} ipython3\n1\n```\n")
     (tmp_path / "plain.md").write_text("# Plain page\n\nNo code runs here.\n", encoding="utf-8")
     (tmp_path / "other.md").write_text("---\ntitle: not a notebook\n---\n# Other\n", encoding="utf-8")
+    half = tmp_path / "half.md"
+    half.write_text("---\nkernelspec:\n  name: python3\n  display_name: Python 3\n---\n# Half\n", encoding="utf-8")
     assert find_text_notebooks(tmp_path) == [notebook]
+    assert half_notebooks(tmp_path) == [half]
 
 
 def test_harness_runs_a_page_in_the_given_folder(tmp_path: Path) -> None:
