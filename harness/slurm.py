@@ -1,0 +1,305 @@
+"""Talk to Slurm: submit a batch script, poll many jobs in one call, decide when to give up, cancel.
+
+Modelled on ReFrame's Slurm scheduler: states as named sets, one poll for every job with a decaying
+poll rate, pending reasons that will never clear cancel the job, and every job can be found again by
+the run tag in its name (so a retried submission never makes a duplicate, and a cancel never misses one).
+"""
+from __future__ import annotations
+
+import getpass
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+# Slurm's job states, as ReFrame groups them
+FINISHED = frozenset({"COMPLETED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "CANCELLED", "BOOT_FAIL",
+                      "PREEMPTED", "DEADLINE", "SPECIAL_EXIT", "REVOKED"})
+FAILURES = FINISHED - {"COMPLETED"}
+PENDING = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"})
+SHORT = {"PENDING": "PD", "CONFIGURING": "CF", "RUNNING": "R", "COMPLETING": "CG", "SUSPENDED": "S",
+         "REQUEUED": "RQ", "RESIZING": "RS", "STOPPED": "ST", "SIGNALING": "SI", "STAGE_OUT": "SO"}
+# Pending reasons that no amount of waiting clears: the job is cancelled and its verdict names the reason
+NEVER_CLEARS = frozenset({
+    "ReqNodeNotAvail", "PartitionDown", "PartitionInactive", "PartitionNodeLimit", "PartitionTimeLimit",
+    "PartitionConfig", "InvalidAccount", "InvalidQOS", "AccountNotAllowed", "QOSNotAllowed", "AssocMaxJobsLimit",
+    "AssociationJobLimit", "ReservationDeleted", "BadConstraints", "DependencyNeverSatisfied", "JobHeldUser",
+    "JobHeldAdmin", "NodeDown", "FrontEndDown", "InactiveLimit",
+})
+# sbatch's messages for a setting the site profile got wrong -> the profile key to fix
+REFUSALS = (
+    ("Invalid partition", "partition"),
+    ("account", "account"),
+    ("reservation", "reservation"),
+    ("Invalid qos", "sbatch_args"),
+    ("Requested node configuration is not available", "cpus_per_task"),
+    ("More processors requested than permitted", "cpus_per_task"),
+    ("Invalid generic resource", "gpus_per_node"),
+)
+TRANSIENT = ("Socket timed out", "temporarily unable to accept job", "Resource temporarily unavailable",
+             "Unable to contact slurm controller", "Transport endpoint is not connected")
+COMMAND_TIMEOUT_S = 60
+
+
+class SlurmError(RuntimeError):
+    """A Slurm problem the user must fix; the message is one line."""
+
+
+@dataclass
+class JobInfo:
+    """One poll's view of a job."""
+    state: str
+    reason: str = ""
+    exit_code: str = ""
+    elapsed_s: int = 0
+    time_limit_s: int | None = None
+
+
+@dataclass
+class Job:
+    """A submitted job and what the harness has seen of it."""
+    name: str  # what it is for, e.g. "matrix"
+    job_id: str
+    job_name: str  # the Slurm job name: name plus run tag
+    submitted_at: float = field(default_factory=time.monotonic)
+    state: str = "SUBMITTED"
+    reason: str = ""
+    exit_code: str = ""
+    elapsed_s: int = 0
+    time_limit_s: int | None = None
+    history: list[str] = field(default_factory=list)
+    given_up: str = ""  # why the harness cancelled it, if it did
+    cancelled_at: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state in FINISHED or (self.cancelled_at is not None and
+                                           time.monotonic() - self.cancelled_at > 60)
+
+    def line(self) -> str:
+        return f"{self.name} {self.job_id} {' -> '.join(self.history)}"
+
+
+Runner = Callable[..., subprocess.CompletedProcess]
+
+
+def _run(argv: list[str], runner: Runner = subprocess.run) -> subprocess.CompletedProcess:
+    try:
+        return runner(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(argv, 1, "", f"Socket timed out: `{' '.join(argv[:2])}` gave no answer")
+
+
+def require_sbatch() -> str:
+    path = shutil.which("sbatch")
+    if path is None:
+        raise SlurmError("`--cluster` needs Slurm (sbatch not found)")
+    return path
+
+
+def job_name(name: str, tag: str) -> str:
+    return f"{name}-{tag}"
+
+
+def find_by_name(name: str, runner: Runner = subprocess.run) -> list[str]:
+    """Ids of this user's jobs called `name`, in any state the controller still remembers."""
+    done = _run(["squeue", "--noheader", "--states=all", f"--user={getpass.getuser()}", f"--name={name}",
+                 "--format=%i"], runner)
+    return done.stdout.split() if done.returncode == 0 else []
+
+
+def _refusal(message: str, site) -> str:
+    """One line: what sbatch said, and which key of the site profile to fix."""
+    text = message.strip().splitlines()[-1] if message.strip() else "no message"
+    text = re.sub(r"^sbatch: error: (Batch job submission failed: )?", "", text)
+    for needle, key in REFUSALS:
+        if needle.lower() in text.lower():
+            if site is None:
+                return f"sbatch refused the job: {text} (check --{key.replace('_', '-')})"
+            value = getattr(site, key, "")
+            return f"sbatch refused the job: {text}; fix `{key}` (now {value!r}) in {site.path}"
+    return f"sbatch refused the job: {text}"
+
+
+def submit(script: Path, *, name: str, tag: str, chdir: Path, results: Path, site=None,
+           options: Iterable[str] = (), args: Iterable[str] = (), env: dict[str, str] | None = None,
+           tries: int = 3, runner: Runner = subprocess.run, pause_s: float = 2.0) -> Job:
+    """`sbatch --parsable` the script; a transient error is retried only if the job did not arrive."""
+    sbatch = require_sbatch()
+    results.mkdir(parents=True, exist_ok=True)
+    full_name = job_name(name, tag)
+    argv = [sbatch, "--parsable", f"--job-name={full_name}", f"--chdir={chdir}",
+            f"--output={results}/output.%j", f"--error={results}/error.%j"]
+    argv += (site.sbatch_options() if site is not None else []) + list(options) + [str(script)] + list(args)
+    for attempt in range(1, tries + 1):
+        done = _run(argv, lambda a, **kw: runner(a, env=env, **kw))
+        if done.returncode == 0 and done.stdout.strip():
+            return Job(name=name, job_id=done.stdout.strip().split(";")[0], job_name=full_name)
+        message = (done.stderr or done.stdout).strip()
+        if not any(sign.lower() in message.lower() for sign in TRANSIENT):
+            raise SlurmError(_refusal(message, site))
+        arrived = find_by_name(full_name, runner)  # the controller may have taken it before the socket broke
+        if arrived:
+            return Job(name=name, job_id=arrived[0], job_name=full_name)
+        if attempt < tries:
+            time.sleep(pause_s * attempt)
+    raise SlurmError(f"sbatch failed {tries} times with transient errors, last: {message.splitlines()[-1]}")
+
+
+def cancel(jobs: Iterable[Job], tag: str | None = None, runner: Runner = subprocess.run) -> list[str]:
+    """scancel by id, then by run tag as a backstop (jobs submitted but never recorded). Returns the ids."""
+    ids = [job.job_id for job in jobs if job.state not in FINISHED]
+    if tag:
+        listing = _run(["squeue", "--noheader", f"--user={getpass.getuser()}", "--format=%i %j"], runner)
+        ids += [line.split()[0] for line in listing.stdout.splitlines()
+                if len(line.split()) == 2 and line.split()[1].endswith(f"-{tag}") and line.split()[0] not in ids]
+    if ids:
+        _run(["scancel", *ids], runner)
+    return ids
+
+
+def seconds(text: str) -> int | None:
+    """Slurm durations ([D-]HH:MM:SS, MM:SS, minutes) in seconds; None for UNLIMITED and the like."""
+    text = text.strip()
+    match = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)", text)
+    if match:
+        days, hours, minutes, secs = (int(g) if g else 0 for g in match.groups())
+        return ((days * 24 + hours) * 60 + minutes) * 60 + secs
+    match = re.fullmatch(r"(\d+)-(\d+)", text)  # D-HH
+    if match:
+        return (int(match[1]) * 24 + int(match[2])) * 3600
+    return int(text) * 60 if text.isdigit() else None
+
+
+def parse_scontrol(text: str) -> dict[str, JobInfo]:
+    """`scontrol --oneliner show job` output -> JobInfo per job id."""
+    jobs = {}
+    for line in text.splitlines():
+        fields = dict(re.findall(r"(?:^|\s)([A-Za-z][\w/:]*)=(.*?)(?=\s[A-Za-z][\w/:]*=|$)", line.strip()))
+        if "JobId" not in fields:
+            continue
+        jobs[fields["JobId"]] = JobInfo(
+            state=fields.get("JobState", "UNKNOWN").split()[0], reason=fields.get("Reason", "None"),
+            exit_code=fields.get("ExitCode", ""), elapsed_s=seconds(fields.get("RunTime", "0:0")) or 0,
+            time_limit_s=seconds(fields.get("TimeLimit", "")))
+    return jobs
+
+
+def parse_sacct(text: str) -> dict[str, JobInfo]:
+    """`sacct -X -n -P -o JobIDRaw,State,ExitCode,ElapsedRaw,TimelimitRaw` -> JobInfo per job id."""
+    jobs = {}
+    for line in text.splitlines():
+        parts = line.split("|")
+        if len(parts) < 5:
+            continue
+        limit = parts[4].strip()
+        jobs[parts[0]] = JobInfo(state=parts[1].split()[0] if parts[1] else "UNKNOWN", exit_code=parts[2],
+                                 elapsed_s=int(parts[3] or 0), time_limit_s=int(limit) * 60 if limit.isdigit() else None)
+    return jobs
+
+
+def accounting_enabled(runner: Runner = subprocess.run) -> bool:
+    """Is there a slurmdbd behind sacct? (Without one, sacct only says that accounting is disabled.)"""
+    config = _run(["scontrol", "show", "config"], runner).stdout
+    match = re.search(r"^AccountingStorageType\s*=\s*(\S+)", config, re.MULTILINE)
+    return bool(match) and not match[1].endswith("/none")
+
+
+class Poller:
+    """One Slurm call for all jobs: sacct where accounting exists, else `scontrol show job`."""
+
+    def __init__(self, use_sacct: bool | None = None, runner: Runner = subprocess.run):
+        self.runner = runner
+        self.use_sacct = accounting_enabled(runner) if use_sacct is None else use_sacct
+        self.calls = 0
+
+    def poll(self, ids: list[str]) -> dict[str, JobInfo]:
+        self.calls += 1
+        if not self.use_sacct:
+            done = _run(["scontrol", "--oneliner", "show", "job"], self.runner)
+            return {k: v for k, v in parse_scontrol(done.stdout).items() if k in ids}
+        done = _run(["sacct", "-X", "-n", "-P", f"--jobs={','.join(ids)}",
+                     "--format=JobIDRaw,State,ExitCode,ElapsedRaw,TimelimitRaw"], self.runner)
+        infos = parse_sacct(done.stdout)
+        waiting = [i for i, info in infos.items() if info.state in PENDING]
+        if waiting:  # sacct knows no pending reason; squeue does
+            self.calls += 1
+            reasons = _run(["squeue", "--noheader", f"--jobs={','.join(waiting)}", "--format=%i|%r"], self.runner)
+            for line in reasons.stdout.splitlines():
+                job_id, _, reason = line.partition("|")
+                if job_id.strip() in infos:
+                    infos[job_id.strip()].reason = reason.strip()
+        return infos
+
+
+def never_clears(reason: str) -> bool:
+    return re.split(r"[,\s(]", reason.strip(), maxsplit=1)[0] in NEVER_CLEARS
+
+
+def _token(job: Job) -> str:
+    if job.state in FINISHED:
+        return f"{job.state} {job.exit_code} in {job.elapsed_s} s"
+    short = SHORT.get(job.state, job.state)
+    return f"{short} ({job.reason})" if job.state in PENDING and job.reason not in ("", "None") else short
+
+
+def wait(jobs: list[Job], *, time_margin_s: int = 120, pending_limit_s: int = 3600, poller: Poller | None = None,
+         log: Callable[[str], None] = print, sleep: Callable[[float], None] = time.sleep,
+         first_delay_s: float = 1.0, max_delay_s: float = 30.0) -> None:
+    """Poll until every job has finished or been given up on; print a line at every change of state."""
+    poller = poller or Poller()
+    delay = first_delay_s
+    while True:
+        active = [job for job in jobs if not job.done]
+        if not active:
+            return
+        infos = poller.poll([job.job_id for job in active])
+        changed = False
+        for job in active:
+            info = infos.get(job.job_id)
+            if info is None:
+                continue  # not visible yet (or already purged; the cancel deadline ends the wait)
+            job.exit_code, job.elapsed_s = info.exit_code, info.elapsed_s
+            job.time_limit_s = info.time_limit_s or job.time_limit_s
+            if (info.state, info.reason) != (job.state, job.reason):
+                job.state, job.reason = info.state, info.reason
+                token = _token(job)
+                if not job.history or job.history[-1] != token:
+                    job.history.append(token)
+                    log(job.line())
+                changed = True
+            if job.cancelled_at is not None or job.state in FINISHED:
+                continue
+            why = _give_up(job, time_margin_s, pending_limit_s)
+            if why:
+                job.given_up = why
+                job.cancelled_at = time.monotonic()
+                _run(["scancel", job.job_id], poller.runner)
+                log(f"{job.name} {job.job_id} cancelled: {why}")
+        delay = first_delay_s if changed else min(delay * 1.6, max_delay_s)
+        if any(not job.done for job in jobs):
+            sleep(delay)
+
+
+def _give_up(job: Job, time_margin_s: int, pending_limit_s: int) -> str:
+    """Why waiting longer for this job is pointless, or "" to keep waiting."""
+    if job.state in PENDING:
+        if never_clears(job.reason):
+            return f"pending for a reason that will not clear: {job.reason}"
+        waited = time.monotonic() - job.submitted_at
+        if waited > pending_limit_s:
+            return f"still pending after {waited:.0f} s (limit {pending_limit_s} s): {job.reason}"
+    elif job.time_limit_s is not None and job.elapsed_s > job.time_limit_s + time_margin_s:
+        return f"ran {job.elapsed_s} s, past its time limit of {job.time_limit_s} s plus {time_margin_s} s"
+    return ""
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a job's output or error file ("" when there is none)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""
