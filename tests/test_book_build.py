@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.notebooks import strip_ansi
 from harness.plugin import ROOT
 from harness.requires import require_command, require_root
 
@@ -178,7 +179,7 @@ def build_offline_and_check(root: Path, tmp_path: Path) -> float:
     result = subprocess.run(offline_command([jupyter_book_executable(), "build", str(copy), "-W", "--keep-going"]),
                             cwd=copy, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
     seconds = time.monotonic() - started
-    log = result.stdout + result.stderr
+    log = strip_ansi(result.stdout + result.stderr)
     (tmp_path / "build.log").write_text(log, encoding="utf-8")
     problems = "\n".join(warning_lines(log)) + "\n---- end of the build log ----\n" + log[-3000:]
     assert result.returncode == 0, f"offline book build failed after {seconds:.0f} s:\n{problems}"
