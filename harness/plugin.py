@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Fixture modules, one per concern; each helper module registers itself here with one line.
 pytest_plugins = [
+    "harness.localcluster",  # the local test cluster: local_slurm fixture, cancels each test's jobs
     "harness.selfcheck", "harness.browser",  # exercise verdicts for --target exercises; the built book in a browser
     "harness.fixtures_tunnel",  # exercise 3: sshd, TensorBoard and the ssh -L tunnel
     "harness.fixtures_cluster",  # pytest --cluster: submit, wait for and judge the GPU jobs

@@ -1,0 +1,83 @@
+"""The course's venv template: built offline on top of the PyTorch module, usable in a batch job, and its
+torch is the module's (a copy inside the venv would shadow the build made for the machine)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.localcluster import LocalCluster
+from harness.requires import require_root
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "venv-template"
+
+
+def output_of(folder: Path, job_id: str) -> str:
+    parts = [folder / f"out.{job_id}", folder / f"err.{job_id}"]
+    return "\n".join(p.read_text() for p in parts if p.exists())
+
+
+@pytest.fixture(scope="module")
+def built_venv(local_slurm_available: None, tmp_path_factory: pytest.TempPathFactory):
+    """A copy of the template whose setup.sh ran twice in a batch job with no network (`unshare -n`)."""
+    require_root("building the venv with no network (unshare -n)")
+    folder = tmp_path_factory.mktemp("venv-job")
+    copy = folder / "venv-template"
+    shutil.copytree(TEMPLATE, copy, ignore=shutil.ignore_patterns("venv"))
+    script = folder / "setup.job"
+    script.write_text(f"""#!/bin/bash
+set -euo pipefail
+unshare -n bash {copy}/setup.sh
+echo "--- second run ---"
+unshare -n bash {copy}/setup.sh
+""")
+    cluster = LocalCluster()
+    try:
+        record = cluster.run("--output=out.%j", "--error=err.%j", "--time=00:10:00", script, cwd=folder,
+                             timeout_s=600)
+        yield copy, record, output_of(folder, record["JobId"])
+    finally:
+        cluster.cancel_all()
+
+
+@pytest.mark.slurm
+def test_setup_builds_on_the_module_offline(built_venv) -> None:
+    copy, record, output = built_venv
+    assert record["JobState"] == "COMPLETED", output
+    config = (copy / "venv" / "pyvenv.cfg").read_text()
+    assert "include-system-site-packages = true" in config
+    # Everything in requirements.txt came from the module: pip put no torch (and no fastai) into the venv.
+    site = next((copy / "venv" / "lib").glob("python3*/site-packages"))
+    assert not (site / "torch").exists() and not (site / "fastai").exists()
+    assert "setup.sh: keeping existing" in output.split("--- second run ---")[1]  # idempotent
+
+
+@pytest.mark.slurm
+def test_activate_in_a_batch_job(built_venv, local_slurm: LocalCluster, tmp_path: Path) -> None:
+    copy, _, _ = built_venv
+    script = tmp_path / "use.job"
+    script.write_text(f"""#!/bin/bash
+set -euo pipefail
+source {copy}/activate.sh
+srun python -c 'import sys, torch, fastai; print("prefix=" + sys.prefix); print("torch=" + torch.__file__)'
+""")
+    record = local_slurm.run("--output=out.%j", "--error=err.%j", script, cwd=tmp_path)
+    output = output_of(tmp_path, record["JobId"])
+    assert record["JobState"] == "COMPLETED", output
+    values = dict(line.split("=", 1) for line in output.splitlines() if line.startswith(("prefix=", "torch=")))
+    assert Path(values["prefix"]) == copy / "venv"  # the venv is active ...
+    torch_file = Path(values["torch"]).resolve()
+    assert torch_file.is_relative_to((ROOT / ".venv").resolve())  # ... and torch is the module's,
+    assert not torch_file.is_relative_to(copy / "venv")  # not a copy inside the venv
+
+
+def test_executing_activate_says_to_source_it() -> None:
+    done = subprocess.run(["bash", str(TEMPLATE / "activate.sh")], capture_output=True, text=True, timeout=30,
+                          check=False)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "must be sourced" in lines[0] and "source " in lines[0]
