@@ -1,0 +1,154 @@
+"""Part cluster-overhead: what the harness's own Slurm API adds to a batch of short jobs on the local test cluster.
+
+For each job length S, N jobs that each `sleep S` are run three ways, and the time from the first submit to the
+last verdict is compared:
+  * the harness (harness/slurm.py): submit all, one poll for all ids, verdicts;
+  * the cluster's own floor: `sbatch --wait` of the same N jobs started in parallel from a shell loop;
+  * one at a time: `sbatch --wait` of each job after the previous one ended.
+Every job carries a run tag in its name; whatever is left of the tag is cancelled at the end, pass or fail.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench.report import Check, Part, Skipped
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_OVERHEAD_S = 2.0
+
+
+def require_cluster() -> None:
+    for command in ("sbatch", "squeue", "scontrol", "scancel"):
+        if shutil.which(command) is None:
+            raise Skipped(f"`{command}` not found: needs Slurm (apt install slurm-wlm)")
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    if "UP" not in ping.stdout:
+        raise Skipped("the local Slurm cluster does not answer `scontrol ping`: "
+                      "sudo bash slurm/local-cluster/start.sh")
+
+
+def sleep_script(folder: Path, seconds: int) -> Path:
+    script = folder / f"sleep{seconds}.sbatch"
+    script.write_text(f"#!/bin/bash\n#SBATCH --time=00:{2 + seconds // 60:02d}:00\nsleep {seconds}\n")
+    return script
+
+
+def sbatch_wait_command(script: Path, name: str, folder: Path, options: list[str]) -> str:
+    return (f"sbatch --wait --parsable --job-name={name} --chdir={folder} --output=/dev/null "
+            f"--error=/dev/null {' '.join(options)} {script} >/dev/null")
+
+
+def shell_loop(script: Path, tag: str, jobs: int, folder: Path, parallel: bool, options: list[str]) -> float:
+    """`sbatch --wait` N times from bash, all at once (`&` + `wait`) or one after the other."""
+    lines = [sbatch_wait_command(script, f"{'par' if parallel else 'seq'}{i}-{tag}", folder, options)
+             + (" &" if parallel else "") for i in range(jobs)]
+    body = "set -euo pipefail\n" + "\n".join(lines) + "\nwait\n"
+    start = time.perf_counter()
+    done = subprocess.run(["bash", "-c", body], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"sbatch --wait loop failed: {done.stderr.strip()[-300:]}")
+    return seconds
+
+
+def harness_batch(script: Path, tag: str, jobs: int, folder: Path) -> tuple[float, int, list[str], list[str]]:
+    """Submit and wait with harness/slurm.py; returns (seconds, poll calls, verdict states, job ids)."""
+    from bench import harness_adapter
+
+    return harness_adapter.submit_and_wait(script, [f"api{i}" for i in range(jobs)], tag, folder)
+
+
+def cluster_span(ids: list[str]) -> float | None:
+    """Seconds from the first SubmitTime to the last EndTime that Slurm itself recorded (1 s resolution)."""
+    out = subprocess.run(["scontrol", "--oneliner", "show", "job"], capture_output=True, text=True).stdout
+    mine = [line for line in out.splitlines() if re.match(r"JobId=(\d+)", line) and
+            re.match(r"JobId=(\d+)", line).group(1) in ids]
+    submits = [t for line in mine for t in re.findall(r"SubmitTime=(\S+)", line)]
+    ends = [t for line in mine for t in re.findall(r"EndTime=(\S+)", line)]
+    try:
+        first = min(datetime.datetime.fromisoformat(t) for t in submits)
+        last = max(datetime.datetime.fromisoformat(t) for t in ends)
+    except ValueError:  # no record, or "Unknown"
+        return None
+    return (last - first).total_seconds()
+
+
+def cancel_tag(tag: str) -> int:
+    """scancel every job whose name carries `tag`; returns how many were still there."""
+    listing = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True).stdout
+    ids = [line.split()[0] for line in listing.splitlines() if len(line.split()) == 2 and tag in line.split()[1]]
+    if ids:
+        subprocess.run(["scancel", *ids], capture_output=True)
+    return len(ids)
+
+
+def others_in_queue(tag: str) -> int:
+    """Jobs of other people (or other tests) in the queue: they compete for the same node."""
+    listing = subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True).stdout.split()
+    return sum(tag not in name for name in listing)
+
+
+def node_slots() -> int:
+    """CPUs of the cluster's nodes: how many one-CPU jobs run at once."""
+    out = subprocess.run(["sinfo", "-h", "-o", "%C"], capture_output=True, text=True).stdout.strip()
+    try:  # allocated/idle/other/total
+        return max(1, int(out.split("/")[-1]))
+    except ValueError:
+        return os.cpu_count() or 1
+
+
+def run(sleeps: list[int] = (5, 20), jobs: int = 8) -> Part:
+    require_cluster()
+    try:
+        from bench import harness_adapter
+        harness_adapter.check()
+        options = harness_adapter.sbatch_options()
+    except ImportError as error:
+        raise Skipped(f"harness/slurm.py is not usable yet ({error})") from None
+    tag = f"bench-{uuid.uuid4().hex[:6]}"
+    slots = node_slots()
+    part = Part("cluster-overhead", f"{jobs} jobs of `sleep S` on the local Slurm ({slots} CPUs: "
+                f"{min(slots, jobs)} run at once), first submit -> last verdict",
+                headers=["S", "way", "seconds", "beyond the cluster (s)", "polls per job"])
+    busy = others_in_queue(tag)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-slurm-") as tmp:
+            folder = Path(tmp)
+            for seconds in sleeps:
+                script = sleep_script(folder, seconds)
+                waves = -(-jobs // slots)
+                api, polls, states, ids = harness_batch(script, tag, jobs, folder)
+                span = cluster_span(ids)
+                parallel = shell_loop(script, tag, jobs, folder, True, options)
+                serial = shell_loop(script, tag, jobs, folder, False, options)
+                floor = span if span is not None else parallel
+                part.rows += [
+                    [seconds, "harness API (harness/slurm.py)", api, api - floor, polls / jobs],
+                    [seconds, "Slurm's own record of those jobs: first submit -> last end",
+                     span if span is not None else "-", 0.0 if span is not None else "-", "-"],
+                    [seconds, "sbatch --wait x N in parallel (shell loop)", parallel, parallel - floor, "-"],
+                    [seconds, "sbatch --wait one at a time", serial, serial - floor, "-"],
+                    [seconds, f"ideal: {waves} waves x S", float(waves * seconds), waves * seconds - floor, "-"],
+                ]
+                part.notes.append(f"S={seconds}: the harness made {polls} polls (one Slurm call each, for all "
+                                  f"{jobs} jobs together)")
+                part.checks.append(Check(f"harness beyond the cluster's own time at S={seconds}", api - floor,
+                                         TARGET_OVERHEAD_S, higher_is_better=False, unit=" s"))
+                bad = [s for s in states if s != "COMPLETED"]
+                if bad:
+                    part.notes.append(f"S={seconds}: harness verdicts not all COMPLETED: {sorted(set(bad))}")
+    finally:
+        left = cancel_tag(tag)
+    busy = max(busy, others_in_queue(tag))
+    if busy:
+        part.notes.append(f"{busy} other job(s) shared the queue during the run: the figures include waiting for them")
+    part.notes.append(f"run tag {tag}; {left} job(s) of it were still queued at the end and were cancelled")
+    return part
