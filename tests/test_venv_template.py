@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.localcluster import LocalCluster
+from harness.localcluster import LocalCluster, clean_env
 from harness.requires import require_root
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,3 +81,25 @@ def test_executing_activate_says_to_source_it() -> None:
     assert done.stdout == ""
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and "must be sourced" in lines[0] and "source " in lines[0]
+
+
+@pytest.mark.slurm
+def test_fastai_script_activates_the_venv(built_venv, local_slurm: LocalCluster, tmp_path: Path) -> None:
+    """slurm/fastai.sbatch finds the venv through COURSE_VENV and hands its arguments to cats.py.
+
+    A stand-in cats.py reports what it sees; the real training is the `--cluster` run's job."""
+    copy, _, _ = built_venv
+    (tmp_path / "cats.py").write_text(
+        "import sys, fastai, torch\n"
+        "print('prefix=' + sys.prefix)\n"
+        "print('fastai=' + fastai.__version__)\n"
+        "print('args=' + ' '.join(sys.argv[1:]))\n")
+    record = local_slurm.run(f"--cpus-per-task={min(local_slurm.node_cpus, 2)}", f"--chdir={tmp_path}",
+                             ROOT / "slurm" / "fastai.sbatch", "--epochs", "1",
+                             env=clean_env(COURSE_VENV=str(copy)))
+    job_id = record["JobId"]
+    output = "\n".join(p.read_text() for p in (tmp_path / f"output.{job_id}", tmp_path / f"error.{job_id}")
+                       if p.exists())
+    assert record["JobState"] == "COMPLETED" and record["JobName"] == "cat-classifier", output
+    assert f"prefix={copy / 'venv'}" in output
+    assert "args=--epochs 1" in output
