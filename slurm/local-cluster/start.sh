@@ -57,7 +57,7 @@ TORCH_VERSION=$("$VENV_PY" -c 'from importlib.metadata import version; print(ver
 # --- the state folder ---------------------------------------------------------------------------------
 mkdir -p "$STATE"/{etc,log,run,ctld,slurmd,munge,dev,python-bin}
 chmod 755 "$STATE"
-chmod 700 "$STATE/munge"
+chmod 755 "$STATE/munge"  # users reach munged through its socket; the key inside stays 0600
 export SLURM_CONF=$STATE/etc/slurm.conf
 
 HOST=$(hostname -s)
