@@ -16,6 +16,7 @@ from bench.report import Check, Part, Skipped
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_SPEEDUP = 5.0
+LOGS = ROOT / "bench" / "out" / "book-build"  # git-ignored; the build logs, to see what a rebuild redid
 LEAVE_OUT = (".git", ".venv", "_build", "slurm-out", "bench", ".pytest_cache", "__pycache__", "node_modules",
              "artifacts")
 
@@ -57,11 +58,18 @@ def run() -> Part:
         copy = Path(tmp) / "course"
         shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(*LEAVE_OUT), symlinks=True)
         command = [book, "build", str(copy)]
-        cold = timed_build(command, Path(tmp) / "cold.log")
+        LOGS.mkdir(parents=True, exist_ok=True)
+        cold = timed_build(command, LOGS / "cold.log")
         pages = len(list((copy / "_build" / "html").rglob("*.html")))
-        warm = timed_build(command, Path(tmp) / "rebuild.log")
+        warm = timed_build(command, LOGS / "rebuild.log")
     part.rows = [["cold (execution cache empty)", cold, 1.0], ["rebuild, nothing changed", warm, cold / warm]]
     part.checks.append(Check("rebuild speed-up", cold / warm, TARGET_SPEEDUP, unit="x"))
+    for label in ("cold", "rebuild"):
+        log = re.sub(r"\x1b\[[0-9;]*m", "", (LOGS / f"{label}.log").read_text())
+        said = [line.strip() for line in log.splitlines()
+                if "updating environment" in line or "executing outdated notebooks" in line.lower()]
+        if said:
+            part.notes.append(f"Sphinx, {label}: " + "; ".join(said))
     part.notes.append(f"{pages} HTML pages; execute_notebooks: {execution_mode(config)}; command "
                       "`jupyter-book build <copy>` (no -W, so a warning does not hide the timing).")
     return part
