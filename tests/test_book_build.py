@@ -183,7 +183,9 @@ def build_offline_and_check(root: Path, tmp_path: Path) -> float:
     (tmp_path / "build.log").write_text(log, encoding="utf-8")
     if result.returncode != 0:
         warnings = warning_lines(log)
-        problems = "\n".join(warnings) if warnings else "---- end of the build log ----\n" + log[-3000:]
+        problems = "\n".join(warnings)
+        if not warnings or any("Executing notebook failed" in w for w in warnings):
+            problems += "\n---- end of the build log ----\n" + log[-3000:]
         pytest.fail(f"offline book build (jupyter-book build -W --keep-going) failed after {seconds:.0f} s, "
                     f"exit {result.returncode}:\n{problems}", pytrace=False)
 
