@@ -99,6 +99,7 @@ class _PageScan(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.external: list[str] = []
+        self.images: list[str] = []
         self.classes: set[str] = set()
         self.pre_texts: list[str] = []
         self._pre_depth = 0
@@ -114,6 +115,8 @@ class _PageScan(HTMLParser):
         elif tag == "link" and set(a.get("rel", "").lower().split()) & {"stylesheet", "preload", "icon",
                                                                          "modulepreload", "prefetch"}:
             url = a.get("href", "")
+        if tag == "img":
+            self.images.append(a.get("src", ""))
         if re.match(r"^(https?:)?//", url):
             self.external.append(f"<{tag}> {url}")
         if tag == "pre":
@@ -202,6 +205,11 @@ def build_offline_and_check(root: Path, tmp_path: Path) -> float:
                      re.findall(r"""(?:url\(|@import\s+)["']?((?:https?:)?//[^"')\s]+)""",
                                 css.read_text(encoding="utf-8", errors="replace"))]
     assert not external, "the HTML loads resources from the network:\n" + "\n".join(sorted(set(external)))
+
+    shown_images = {Path(src).name for name in pages for src in scan(out / f"{name}.html").images}
+    unshown = sorted(f"{d}.svg" for d in EXPECTED_LABELS if f"{d}.svg" not in shown_images)
+    assert not unshown, f"diagrams no page shows: {unshown}"
+    assert all(list(out.rglob(f"{d}.svg")) for d in EXPECTED_LABELS), "a diagram was not copied into the HTML"
 
     solution_pages, include_failures = [], []
     for name in pages:
