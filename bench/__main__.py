@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import traceback
 
@@ -14,7 +15,7 @@ def run_part(name: str, args: argparse.Namespace) -> report.Part:
     """Import a part's module only when it runs, so one broken part cannot stop the others."""
     if name == "local-suite":
         from bench import local_suite
-        return local_suite.run(workers=args.suite_workers)
+        return local_suite.run(workers=args.suite_workers, select=shlex.split(args.suite_args))
     if name == "cluster-overhead":
         from bench import cluster_overhead
         return cluster_overhead.run(sleeps=args.sleeps, jobs=args.jobs)
@@ -41,6 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sleeps", type=int, nargs="+", default=[5, 20], help="cluster-overhead: job lengths in s")
     parser.add_argument("--jobs", type=int, default=8, help="cluster-overhead: jobs per batch (default 8)")
     parser.add_argument("--suite-workers", default="auto", help="local-suite: value for pytest -n (default auto)")
+    parser.add_argument("--suite-args", default="", help="local-suite: pytest arguments selecting a part of the suite")
     args = parser.parse_args(argv)
     for name in ("images", "size", "batch_size", "jobs"):
         if getattr(args, name) < 1:

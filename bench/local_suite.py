@@ -48,18 +48,20 @@ def timed_pytest(extra: list[str], junit: Path) -> tuple[float, dict[str, int]]:
     return seconds, outcome_counts(junit)
 
 
-def run(workers: str = "auto") -> Part:
+def run(workers: str = "auto", select: list[str] = ()) -> Part:
+    """`select`: pytest arguments (paths, -k ...) to time a part of the suite instead of all of it."""
     try:
         import xdist  # noqa: F401
     except ImportError:
         raise Skipped("pytest-xdist is not installed (pip install -r requirements.txt)") from None
     if not (ROOT / "tests").is_dir():
         raise Skipped("no tests/ folder")
-    part = Part("local-suite", "the whole local `pytest`, serial vs `pytest -n " + workers + "`",
+    what = f"`pytest {' '.join(select)}`" if select else "the whole local `pytest`"
+    part = Part("local-suite", f"{what}, serial vs `-n {workers}`",
                 headers=["run", "seconds", "passed", "failed", "skipped", "speed-up"])
     with tempfile.TemporaryDirectory(prefix="bench-suite-") as tmp:
-        serial, serial_counts = timed_pytest([], Path(tmp) / "serial.xml")
-        parallel, parallel_counts = timed_pytest(["-n", workers], Path(tmp) / "parallel.xml")
+        serial, serial_counts = timed_pytest([*select], Path(tmp) / "serial.xml")
+        parallel, parallel_counts = timed_pytest([*select, "-n", workers], Path(tmp) / "parallel.xml")
         top = slowest(Path(tmp) / "serial.xml")
     part.rows = [["pytest (serial)", serial, *serial_counts.values(), 1.0],
                  [f"pytest -n {workers}", parallel, *parallel_counts.values(), serial / parallel]]

@@ -4,8 +4,6 @@ Benchmarks print figures and are not tests; this only proves `python -m bench` w
 """
 from __future__ import annotations
 
-import time
-
 from bench import data_pipeline, gpu_figures, report, results_file
 
 
@@ -31,14 +29,13 @@ def test_results_file_replaces_only_the_part_that_ran(tmp_path):
 
 
 def test_data_pipeline_measures_real_images_per_second():
-    start = time.perf_counter()
+    """Ten pictures, batches of 4: about 15 s on two idle cores (most of it importing fastai)."""
     part = data_pipeline.run(images=10, size=32, batch_size=4, workers=1)
     assert part.skipped is None
     assert len(part.rows) == 3
     for label, count, seconds, rate, share in part.rows:
         assert count >= 4 and seconds > 0 and rate > 0 and share > 0, label
     assert part.checks[0].value > 0
-    assert time.perf_counter() - start < 30
 
 
 def test_gpu_figures_reads_the_latest_cluster_summary(tmp_path):
