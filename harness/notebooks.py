@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jupytext
-from myst_nb.core.read import is_myst_markdown_notebook
 import nbformat
+from myst_nb.core.read import is_myst_markdown_notebook
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -115,13 +115,14 @@ class PageRun:
 
 
 def _line_of(page_text: str, source: str) -> int | None:
-    """Best effort: the line in the .md where a cell's first non-empty source line appears."""
-    first = next((ln for ln in source.splitlines() if ln.strip()), None)
-    if first is None:
+    """Best effort: the line in the .md where the cell's source starts (its whole block must match there)."""
+    cell = [ln.rstrip() for ln in source.strip("\n").splitlines()]
+    if not cell:
         return None
-    for number, line in enumerate(page_text.splitlines(), start=1):
-        if line.rstrip() == first.rstrip():
-            return number
+    page = [ln.rstrip() for ln in page_text.splitlines()]
+    for start in range(len(page) - len(cell) + 1):
+        if page[start:start + len(cell)] == cell:
+            return start + 1
     return None
 
 

@@ -89,6 +89,11 @@ numbers = [1, 2, 3]
 More text.
 
 ```{code-cell} ipython3
+print("a first line that repeats")
+```
+
+```{code-cell} ipython3
+print("a first line that repeats")
 total = sum(numbers)
 ratio = total / (len(numbers) - 3)
 ```
@@ -101,11 +106,11 @@ print("never reached")
         run_page(page, cwd=tmp_path, cell_timeout_s=60)
     failure = caught.value
     report = str(failure)
-    assert failure.cell_index == 3  # markdown, code, markdown, code: the second code cell
-    assert failure.code_cell_number == 2
+    assert failure.cell_index == 4  # markdown, code, markdown, code, code: the third code cell
+    assert failure.code_cell_number == 3
     assert failure.ename == "ZeroDivisionError"
-    assert f"{page}:{failure.line}" in report and failure.line == 22
-    assert "cell index 3 (code cell 2)" in report
+    assert f"{page}:{failure.line}" in report and failure.line == 26
+    assert "cell index 4 (code cell 3)" in report
     assert "ratio = total / (len(numbers) - 3)" in report
     assert "ZeroDivisionError: division by zero" in report
     assert "\x1b[" not in report, "the traceback still carries terminal colour codes"
