@@ -156,6 +156,20 @@ def literal_includes(source: Path, source_root: Path) -> list[tuple[Path, bool]]
     return found
 
 
+def copy_sources(root: Path, dest: Path) -> None:
+    """Copy what git would commit (tracked plus new, unignored files): never venvs, builds or job outputs."""
+    listing = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                             capture_output=True, text=True)
+    if listing.returncode != 0:  # not a git checkout (an unpacked tarball): copy all but the known bulky folders
+        shutil.copytree(root, dest, ignore=COPY_IGNORE, symlinks=True)
+        return
+    for name in filter(None, listing.stdout.split("\0")):
+        source = root / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+
+
 def offline_command(cmd: list[str]) -> list[str]:
     """`cmd` in a new network namespace with only loopback up: what a compute node without internet looks like."""
     return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd]
@@ -176,7 +190,7 @@ def build_offline_and_check(root: Path, tmp_path: Path) -> float:
     """Copy the course at `root`, build its book in `unshare -n` with -W, check the HTML; return the build seconds."""
     assert (root / "_toc.yml").is_file(), f"{root}/_toc.yml is missing: the book has no table of contents yet"
     copy = tmp_path / "course"
-    shutil.copytree(root, copy, ignore=COPY_IGNORE, symlinks=True)
+    copy_sources(root, copy)
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1")
     started = time.monotonic()
     result = subprocess.run(offline_command([jupyter_book_executable(), "build", str(copy), "-W", "--keep-going"]),
