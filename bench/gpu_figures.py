@@ -58,7 +58,7 @@ def _number(value: str | None):
 
 def run(out: Path = OUT) -> Part:
     part = Part("gpu-figures", "figures of the latest `pytest --cluster` run vs the course's A100 run",
-                headers=["source", "device", "seconds/epoch", "images/s", "error rate", "TFLOP/s"])
+                headers=["source", "state", "device", "seconds/epoch", "images/s", "error rate", "TFLOP/s"])
     run_dir = latest_run(out)
     if run_dir is None:
         part.notes.append(f"no `pytest --cluster` summary found under {_shown(out)}/*/*/summary*")
@@ -66,10 +66,10 @@ def run(out: Path = OUT) -> Part:
         for summary in sorted(run_dir.glob("*/summary*")):
             found = {k.lower().replace("-", "_"): v for k, v in figures_of(summary).items()}
             tflops = next((v for k, v in found.items() if "tflop" in k), None)
-            part.rows.append([f"{run_dir.name}/{summary.parent.name}", found.get("device", "-"),
+            part.rows.append([f"{run_dir.name}/{summary.parent.name}", found.get("state", "-"), found.get("device", "-"),
                               _number(found.get("seconds_per_epoch")), _number(found.get("images_per_second")),
                               _number(found.get("error_rate")), _number(tflops)])
         part.notes.append(f"read from {_shown(run_dir)}")
-    part.rows.append(["course reference (1 epoch, resnet34, real Pets)", "A100", COURSE_A100["seconds_per_epoch"],
+    part.rows.append(["course reference (1 epoch, resnet34, real Pets)", "-", "A100", COURSE_A100["seconds_per_epoch"],
                       "-", COURSE_A100["error_rate"], "-"])
     return part

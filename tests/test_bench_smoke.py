@@ -45,5 +45,11 @@ def test_gpu_figures_reads_the_latest_cluster_summary(tmp_path):
                        "device=cuda\n")
     part = gpu_figures.run(out=tmp_path)
     row = part.rows[0]
-    assert row[1] == "cuda" and row[2] == 40.5 and row[3] == 150 and row[4] == 0.01
-    assert part.rows[-1][2] == 42.0  # the course's A100 reference stays beside it
+    assert row[2] == "cuda" and row[3] == 40.5 and row[4] == 150 and row[5] == 0.01
+    assert part.rows[-1][3] == 42.0  # the course's A100 reference stays beside it
+
+    newer = tmp_path / "run-2" / "matrix" / "summary.json"  # harness/cluster_run.py's per-job verdict
+    newer.parent.mkdir(parents=True)
+    newer.write_text('{"test": "matrix", "state": "COMPLETED", "figures": {"device": "NVIDIA A100", "tflops": 120.5}}')
+    row = gpu_figures.run(out=tmp_path).rows[0]
+    assert row[0] == "run-2/matrix" and row[1] == "COMPLETED" and row[2] == "NVIDIA A100" and row[6] == 120.5
