@@ -65,7 +65,7 @@ def test_diagrams_regenerate_from_sources(tmp_path: Path) -> None:
 
 # What the build copy leaves out: environments, old builds, version control, run outputs.
 COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "venv", "_build", "artifacts", "__pycache__", ".pytest_cache",
-                                     "*.pyc", "models", "runs", ".ipynb_checkpoints", "node_modules")
+                                     "*.pyc", "models", "runs", ".ipynb_checkpoints", "node_modules", "slurm-out")
 LITERALINCLUDE = re.compile(r"^[ \t]*(?:`{3,}|:{3,})\{literalinclude\}[ \t]+(\S+)[ \t]*\n((?:[ \t]*:[\w-]+:.*\n)*)",
                             re.MULTILINE)
 # Options that show only part of a file, or rewrite it: those includes are not compared verbatim.
