@@ -163,7 +163,9 @@ class ClusterRun:
             raise ValueError(f"unknown cluster job(s) {unknown}: known are {sorted(JOBS)}")
         self.site, self.names, self.target, self.log = site, names, target, log
         self.tag = tag or new_tag()
-        self.folder = (out_dir or default_out_dir()) / self.tag
+        self.out_dir = out_dir or default_out_dir()
+        self.folder = self.out_dir / self.tag
+        self.course_venv = Path(site.expand(site.course_venv, out=self.out_dir))
         self.jobs: dict[str, slurm.Job] = {}
         self.error = ""  # why the run could not start (one line), if it could not
         self.verdicts: dict[str, Verdict] = {}
@@ -185,20 +187,34 @@ class ClusterRun:
                 env[key] = self.site.expand(value)
         return env
 
-    def _prefetch(self, workdir: Path, env: dict[str, str]) -> None:
+    def _login_shell(self, what: str, lines: list[str], env: dict[str, str], log: Path) -> None:
+        """Run set-up lines in a login shell on this (login) node; a failure is one line and a log file."""
+        self.log(f"{what} on the login node: {' && '.join(lines)}")
+        done = subprocess.run(["bash", "-lc", " && ".join(lines)], env=env, capture_output=True, text=True)
+        log.write_text(done.stdout + done.stderr)
+        if done.returncode != 0:
+            last = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+            raise RuntimeError(f"the {what} step failed ({last}); see {log}")
+
+    def _venv(self) -> None:
+        """Create the course venv from venv-template/ where the site says how and it is not there yet."""
+        if not self.site.venv_setup or (self.course_venv / "venv" / "bin" / "python").exists():
+            return
+        if not (self.course_venv / "setup.sh").is_file():
+            shutil.copytree(ROOT / "venv-template", self.course_venv, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("venv"))
+        self._login_shell("venv set-up", self.site.venv_setup, {**os.environ, "COURSE_VENV": str(self.course_venv)},
+                          self.folder / "venv-setup.log")
+
+    def _prefetch(self, workdir: Path, caches: dict[str, str]) -> None:
         """The login-node step of the lesson: download data set and weights where there is internet."""
         lines = [*self.site.setup, f"cd {shlex.quote(str(workdir))}",
                  shlex.join(["python", JOBS["cats"].program, *self.site.job("cats").args, "--prefetch"])]
-        self.log(f"prefetch on the login node: {' && '.join(lines)}")
-        done = subprocess.run(["bash", "-lc", " && ".join(lines)], env={**os.environ, **env},
-                              capture_output=True, text=True)
-        (workdir / "prefetch.log").write_text(done.stdout + done.stderr)
-        if done.returncode != 0:
-            last = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
-            raise RuntimeError(f"the prefetch step failed ({last}); see {workdir / 'prefetch.log'}")
+        self._login_shell("prefetch", lines, {**os.environ, "COURSE_VENV": str(self.course_venv), **caches},
+                          workdir / "prefetch.log")
 
     def _job_env(self, caches: dict[str, str]) -> dict[str, str]:
-        env = {**os.environ, "COURSE_VENV": self.site.expand(self.site.course_venv), **caches}
+        env = {**os.environ, "COURSE_VENV": str(self.course_venv), **caches}
         if self.site.caches.block_network:
             for key in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
                 env[key] = DEAD_PROXY
@@ -213,6 +229,8 @@ class ClusterRun:
             self.folder.mkdir(parents=True, exist_ok=True)
             self.log(f"cluster run {self.tag} on site {self.site.name}: results in {self.folder}")
             workdirs = {name: self._stage(JOBS[name]) for name in self.names}
+            if "cats" in workdirs:
+                self._venv()
             caches = self._caches() if any(JOBS[n].needs_caches for n in self.names) else {}
             if "cats" in workdirs and self.site.caches.prepare == "prefetch":
                 self._prefetch(workdirs["cats"], caches)

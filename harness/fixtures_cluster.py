@@ -38,13 +38,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _logger(config: pytest.Config):
+    """Lines go straight to the terminal, also while pytest captures a fixture's output."""
     def log(line: str) -> None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.ensure_newline()
-            reporter.write_line(f"[cluster] {line}")
-        else:
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None or capture is None:
             print(f"[cluster] {line}", file=sys.stderr, flush=True)
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.ensure_newline()
+            reporter.write_line(f"[cluster] {line}", flush=True)
     return log
 
 

@@ -57,6 +57,7 @@ class Site:
     caches: Caches
     jobs: dict[str, JobSettings]
     sbatch_args: list[str] = field(default_factory=list)
+    venv_setup: list[str] = field(default_factory=list)
 
     def sbatch_options(self) -> list[str]:
         """The command-line overrides of the scripts' #SBATCH lines for this site."""
@@ -67,9 +68,11 @@ class Site:
             options.append(f"--reservation={self.reservation}")
         return options + list(self.sbatch_args)
 
-    def expand(self, text: str) -> str:
-        """`{root}` is the repository; `$VAR` and `~` are expanded as a shell would."""
-        return os.path.expanduser(os.path.expandvars(text.replace("{root}", str(ROOT))))
+    def expand(self, text: str, **places: str | Path) -> str:
+        """`{root}` is the repository (and `{name}` any of `places`); `$VAR` and `~` as a shell would."""
+        for name, value in {"root": ROOT, **places}.items():
+            text = text.replace("{" + name + "}", str(value))
+        return os.path.expanduser(os.path.expandvars(text))
 
     def job(self, name: str) -> JobSettings:
         return self.jobs.get(name, JobSettings())
@@ -80,7 +83,7 @@ _TOP: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "description": (str, ...), "hosts": (list, ...), "account": (str, ...), "partition": (str, ...),
     "reservation": (str, ...), "cpus_per_task": (int, ...), "gpus_per_node": (int, ...), "gpus_real": (bool, ...),
     "time_margin_s": (int, ...), "pending_limit_s": (int, ...), "setup": (list, ...), "course_venv": (str, ...),
-    "caches": (dict, ...), "jobs": (dict, ...), "sbatch_args": (list, []),
+    "caches": (dict, ...), "jobs": (dict, ...), "sbatch_args": (list, []), "venv_setup": (list, []),
 }
 _CACHES: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "prepare": (str, ...), "fastai_home": (str, ...), "torch_home": (str, ...), "block_network": (bool, ...),
