@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import os
+import re
 import socket
 import tomllib
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ class Site:
         """`{root}` is the repository (and `{name}` any of `places`); `$VAR` and `~` as a shell would."""
         for name, value in {"root": ROOT, **places}.items():
             text = text.replace("{" + name + "}", str(value))
+        text = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: os.environ.get(m[1]) or m[2], text)  # ${VAR:-default}
         return os.path.expanduser(os.path.expandvars(text))
 
     def job(self, name: str) -> JobSettings:

@@ -111,3 +111,12 @@ def pytester_free_run():
         return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args, "tests/cluster"],
                               cwd=sites.ROOT, capture_output=True, text=True, timeout=120)
     return run
+
+
+def test_paths_expand_like_a_shell(monkeypatch):
+    site = sites.load(SHIPPED / "local.toml")
+    monkeypatch.delenv("COURSE_SLURM_STATE", raising=False)
+    assert site.expand(site.course_venv) == "/tmp/course-slurm/venv-template"
+    monkeypatch.setenv("COURSE_SLURM_STATE", "/srv/slurm")
+    assert site.expand(site.course_venv) == "/srv/slurm/venv-template"
+    assert site.expand("{root}/x/{out}", out="/o") == f"{sites.ROOT}/x//o"
