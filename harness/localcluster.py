@@ -112,7 +112,7 @@ class LocalCluster:
         assert out.returncode == 0, f"scontrol show job {job_id}: {out.stderr.strip()}"
         return fields(out.stdout)
 
-    def wait(self, job_id: str, timeout_s: float = 180) -> dict[str, str]:
+    def wait(self, job_id: str, timeout_s: float = 600) -> dict[str, str]:
         """Poll until the job has finished; on timeout cancel it and fail with its last state."""
         deadline, delay = time.monotonic() + timeout_s, 0.5
         while True:
@@ -127,7 +127,7 @@ class LocalCluster:
             delay = min(delay * 1.5, 3)
 
     def run(self, *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout_s: float = 180) -> dict[str, str]:
+            timeout_s: float = 600) -> dict[str, str]:
         """Submit and wait: the finished job's record."""
         return self.wait(self.submit(*args, cwd=cwd, env=env), timeout_s)
 
