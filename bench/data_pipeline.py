@@ -88,6 +88,12 @@ def ceiling_rate(paths: list[Path], size: int, processes: int) -> tuple[int, flo
         return count, time.perf_counter() - start
 
 
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def run(images: int = 1480, size: int = 224, batch_size: int = 64, workers: int | None = None) -> Part:
     cores = os.cpu_count() or 1
     workers = cores if workers is None else workers
@@ -106,15 +112,18 @@ def run(images: int = 1480, size: int = 224, batch_size: int = 64, workers: int 
         folder = Path(tmp) / "images"
         write_standin(folder, images)
         rates = {}
-        train_files = None
+        ceilings = []
         for n in (0, workers):
             dls, source = make_dataloaders(cats, folder, size, batch_size, n)
             train_files = [Path(p) for p in dls.train_ds.items]
+            if not ceilings:
+                ceilings.append(ceiling_rate(train_files, size, cores))
             count, seconds = loader_rate(dls)
             if count == 0:
                 raise Skipped(f"the train DataLoader yields no full batch of {batch_size} from {images} images")
             rates[f"fastai, {n} workers"] = (count, seconds)
-        count, seconds = ceiling_rate(train_files, size, cores)
+        ceilings.append(ceiling_rate(train_files, size, cores))  # before and after: the better one counts
+        count, seconds = max(ceilings, key=lambda c: c[0] / c[1])
         ceiling = count / seconds
         rates[f"ceiling: PIL decode+resize, {cores} processes"] = (count, seconds)
     for label, (count, seconds) in rates.items():
@@ -122,5 +131,7 @@ def run(images: int = 1480, size: int = 224, batch_size: int = 64, workers: int 
     best = rates[f"fastai, {workers} workers"]
     part.checks.append(Check(f"{workers} workers / ceiling", (best[0] / best[1]) / ceiling, TARGET_SHARE))
     part.notes.append(f"DataLoaders built by {source}; one epoch of the train split (drop_last), "
-                      f"worker start-up included; ceiling over the same {len(train_files)} train files.")
+                      f"worker start-up included; ceiling over the same {len(train_files)} train files, "
+                      "measured before and after the loaders (the faster run is shown), "
+                      f"torch threads in the main process: {torch_threads()}.")
     return part
