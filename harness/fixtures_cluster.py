@@ -76,7 +76,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Pass, fail or interrupt: nothing of this run stays in the queue."""
     run = session.config.stash.get(_RUN_KEY, None)
-    if run is not None and run.jobs:
+    if run is not None and run.names:  # also when interrupted mid-submission: the run tag finds those jobs
         run.cancel()
     for signum, handler in session.config.stash.get(_SIGNALS_KEY, {}).items():
         signal.signal(signum, handler)

@@ -42,6 +42,7 @@ REFUSALS = (
 TRANSIENT = ("Socket timed out", "temporarily unable to accept job", "Resource temporarily unavailable",
              "Unable to contact slurm controller", "Transport endpoint is not connected")
 COMMAND_TIMEOUT_S = 60
+LOST_AFTER_S = 120  # a job Slurm has not shown this long after sbatch answered counts as lost
 
 
 class SlurmError(RuntimeError):
@@ -73,11 +74,12 @@ class Job:
     history: list[str] = field(default_factory=list)
     given_up: str = ""  # why the harness cancelled it, if it did
     cancelled_at: float | None = None
+    lost: bool = False  # Slurm no longer (or never) knew it
 
     @property
     def done(self) -> bool:
-        return self.state in FINISHED or (self.cancelled_at is not None and
-                                           time.monotonic() - self.cancelled_at > 60)
+        return self.state in FINISHED or self.lost or (self.cancelled_at is not None and
+                                                       time.monotonic() - self.cancelled_at > 60)
 
     def line(self) -> str:
         return f"{self.name} {self.job_id} {' -> '.join(self.history)}"
@@ -104,11 +106,11 @@ def job_name(name: str, tag: str) -> str:
     return f"{name}-{tag}"
 
 
-def find_by_name(name: str, runner: Runner = subprocess.run) -> list[str]:
-    """Ids of this user's jobs called `name`, in any state the controller still remembers."""
+def find_by_name(name: str, runner: Runner = subprocess.run) -> list[str] | None:
+    """Ids of this user's jobs called `name`, in any state the controller still remembers (None: no answer)."""
     done = _run(["squeue", "--noheader", "--states=all", f"--user={getpass.getuser()}", f"--name={name}",
                  "--format=%i"], runner)
-    return done.stdout.split() if done.returncode == 0 else []
+    return done.stdout.split() if done.returncode == 0 else None
 
 
 def _refusal(message: str, site) -> str:
@@ -141,9 +143,16 @@ def submit(script: Path, *, name: str, tag: str, chdir: Path, results: Path, sit
         message = (done.stderr or done.stdout).strip()
         if not any(sign.lower() in message.lower() for sign in TRANSIENT):
             raise SlurmError(_refusal(message, site))
-        arrived = find_by_name(full_name, runner)  # the controller may have taken it before the socket broke
+        for _ in range(tries):  # the controller may have taken the job before the answer got lost
+            arrived = find_by_name(full_name, runner)
+            if arrived is not None:
+                break
+            time.sleep(pause_s)
         if arrived:
             return Job(name=name, job_id=arrived[0], job_name=full_name)
+        if arrived is None:  # retrying blindly could submit the job twice
+            raise SlurmError(f"sbatch failed ({message.splitlines()[-1]}) and Slurm cannot say whether job "
+                             f"{full_name} arrived: check `squeue --name={full_name}`")
         if attempt < tries:
             time.sleep(pause_s * attempt)
     raise SlurmError(f"sbatch failed {tries} times with transient errors, last: {message.splitlines()[-1]}")
@@ -216,13 +225,18 @@ class Poller:
         self.use_sacct = accounting_enabled(runner) if use_sacct is None else use_sacct
         self.calls = 0
 
-    def poll(self, ids: list[str]) -> dict[str, JobInfo]:
+    def poll(self, ids: list[str]) -> dict[str, JobInfo] | None:
+        """The jobs Slurm knows among `ids`; None when Slurm did not answer (try again later)."""
         self.calls += 1
         if not self.use_sacct:
             done = _run(["scontrol", "--oneliner", "show", "job"], self.runner)
+            if done.returncode != 0 and "No jobs in the system" not in done.stdout + done.stderr:
+                return None
             return {k: v for k, v in parse_scontrol(done.stdout).items() if k in ids}
         done = _run(["sacct", "-X", "-n", "-P", f"--jobs={','.join(ids)}",
                      "--format=JobIDRaw,State,ExitCode,ElapsedRaw,TimelimitRaw"], self.runner)
+        if done.returncode != 0:
+            return None
         infos = parse_sacct(done.stdout)
         waiting = [i for i, info in infos.items() if info.state in PENDING]
         if waiting:  # sacct knows no pending reason; squeue does
@@ -259,9 +273,12 @@ def wait(jobs: list[Job], *, time_margin_s: int = 120, pending_limit_s: int = 36
         infos = poller.poll([job.job_id for job in active])
         changed = False
         for job in active:
-            info = infos.get(job.job_id)
+            info = (infos or {}).get(job.job_id)
             if info is None:
-                continue  # not visible yet (or already purged; the cancel deadline ends the wait)
+                if infos is not None and (job.history or time.monotonic() - job.submitted_at > LOST_AFTER_S):
+                    job.lost, job.given_up = True, "Slurm has no record of the job (purged or never arrived)"
+                    log(f"{job.name} {job.job_id} lost: {job.given_up}")
+                continue
             job.exit_code, job.elapsed_s = info.exit_code, info.elapsed_s
             job.time_limit_s = info.time_limit_s or job.time_limit_s
             if (info.state, info.reason) != (job.state, job.reason):

@@ -223,7 +223,8 @@ def test_sigint_in_the_middle_of_a_cluster_run_cancels_every_job(local_site, tmp
 
 @pytest.mark.slow
 def test_cluster_run_on_the_local_cluster_passes_matrix_and_cats(local_site, tmp_path):
-    process = start_cluster_run(tmp_path)
+    # -n 2 as in run-tests.sh: --cluster must still submit once, from one process
+    process = start_cluster_run(tmp_path, "-n", "2")
     try:
         output, _ = process.communicate(timeout=1200)
     finally:
