@@ -113,7 +113,7 @@ def run(images: int = 1480, size: int = 224, batch_size: int = 64, workers: int 
         write_standin(folder, images)
         rates = {}
         ceilings = []
-        for n in (0, workers):
+        for n in sorted({0, workers}):
             dls, source = make_dataloaders(cats, folder, size, batch_size, n)
             train_files = [Path(p) for p in dls.train_ds.items]
             if not ceilings:
@@ -127,7 +127,7 @@ def run(images: int = 1480, size: int = 224, batch_size: int = 64, workers: int 
         ceiling = count / seconds
         rates[f"ceiling: PIL decode+resize, {cores} processes"] = (count, seconds)
     for label, (count, seconds) in rates.items():
-        part.rows.append([label, count, seconds, count / seconds, (count / seconds) / ceiling])
+        part.rows.append([label, count, seconds, count / seconds, f"{(count / seconds) / ceiling:.0%}"])
     best = rates[f"fastai, {workers} workers"]
     part.checks.append(Check(f"{workers} workers / ceiling", (best[0] / best[1]) / ceiling, TARGET_SHARE))
     part.notes.append(f"DataLoaders built by {source}; one epoch of the train split (drop_last), "
