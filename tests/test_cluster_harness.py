@@ -79,9 +79,8 @@ def run_one(site, tag, folder, body, *, name="job", options=(), time_limit="00:0
     return job, judge(job, folder / name), lines
 
 
-pytestmark = pytest.mark.slurm
 
-
+@pytest.mark.slurm
 def test_job_that_exits_1_fails_with_its_exit_code_and_error_tail(local_site, tag, tmp_path):
     body = "echo 'training starts'\nfor i in $(seq 1 40); do echo \"error line $i\" >&2; done\nexit 1"
     job, verdict, lines = run_one(local_site, tag, tmp_path, body)
@@ -94,6 +93,7 @@ def test_job_that_exits_1_fails_with_its_exit_code_and_error_tail(local_site, ta
     assert summary["state"] == "FAILED" and summary["job_id"] == job.job_id
 
 
+@pytest.mark.slurm
 def test_completed_job_passes_and_its_state_changes_are_printed(local_site, tag, tmp_path):
     job, verdict, lines = run_one(local_site, tag, tmp_path, "sleep 3; echo done")
     assert verdict.passed and verdict.state == "COMPLETED" and verdict.exit_code == "0:0"
@@ -101,6 +101,7 @@ def test_completed_job_passes_and_its_state_changes_are_printed(local_site, tag,
     assert (tmp_path / "job" / f"output.{job.job_id}").read_text() == "done\n"
 
 
+@pytest.mark.slurm
 @pytest.mark.slow
 def test_job_past_its_time_limit_ends_in_timeout(local_site, tag, tmp_path):
     # Slurm's smallest limit is one minute; it checks limits about every 30 s, then waits KillWait (5 s here).
@@ -110,6 +111,7 @@ def test_job_past_its_time_limit_ends_in_timeout(local_site, tag, tmp_path):
     assert not job.given_up  # Slurm ended it, not the harness's backstop
 
 
+@pytest.mark.slurm
 def test_harness_cancels_a_job_that_outlives_its_limit_plus_margin(local_site, tag, tmp_path):
     # The harness's own backstop: with a negative margin it gives up before Slurm's limit is reached.
     job, verdict, lines = run_one(local_site, tag, tmp_path, "sleep 600", margin=-55)
@@ -118,6 +120,7 @@ def test_harness_cancels_a_job_that_outlives_its_limit_plus_margin(local_site, t
     assert any("cancelled: ran" in line for line in lines)
 
 
+@pytest.mark.slurm
 def test_invalid_partition_is_one_line_naming_the_profile_key(local_site, tag, tmp_path):
     broken = dataclasses.replace(local_site, partition="dc-gpu-typo")
     with pytest.raises(slurm.SlurmError) as error:
@@ -128,12 +131,14 @@ def test_invalid_partition_is_one_line_naming_the_profile_key(local_site, tag, t
     assert str(local_site.path) in message
 
 
+@pytest.mark.slurm
 def test_invalid_reservation_names_the_reservation_key(local_site, tag, tmp_path):
     broken = dataclasses.replace(local_site, reservation="no-such-reservation")
     with pytest.raises(slurm.SlurmError, match=r"fix `reservation` \(now 'no-such-reservation'\)"):
         slurm.submit(script(tmp_path, "true"), name="job", tag=tag, chdir=tmp_path, results=tmp_path, site=broken)
 
 
+@pytest.mark.slurm
 def test_job_pending_on_a_dependency_that_never_clears_is_cancelled(local_site, tag, tmp_path):
     first = slurm.submit(script(tmp_path, "exit 1"), name="first", tag=tag, chdir=tmp_path,
                          results=tmp_path / "first", site=local_site)
@@ -149,11 +154,13 @@ def test_job_pending_on_a_dependency_that_never_clears_is_cancelled(local_site, 
     assert any("PD (DependencyNeverSatisfied)" in line for line in lines)
 
 
+@pytest.mark.slurm
 def test_held_job_is_cancelled_naming_the_reason(local_site, tag, tmp_path):
     job, verdict, _ = run_one(local_site, tag, tmp_path, "echo never", options=["--hold"])
     assert verdict.state == "CANCELLED" and "JobHeldUser" in job.given_up
 
 
+@pytest.mark.slurm
 def test_transient_error_after_the_job_arrived_makes_no_duplicate(local_site, tag, tmp_path):
     # A real sbatch that submits, then reports a socket timeout: the harness must find the job by its tag.
     fake = tmp_path / "bin"
@@ -201,6 +208,7 @@ def read_until(process: subprocess.Popen, pattern: str, timeout_s: float) -> tup
     return None, seen
 
 
+@pytest.mark.slurm
 def test_sigint_in_the_middle_of_a_cluster_run_cancels_every_job(local_site, tmp_path):
     process = start_cluster_run(tmp_path)
     try:
@@ -221,6 +229,7 @@ def test_sigint_in_the_middle_of_a_cluster_run_cancels_every_job(local_site, tmp
     assert_queue_empty(run_tag)
 
 
+@pytest.mark.slurm
 @pytest.mark.slow
 def test_cluster_run_on_the_local_cluster_passes_matrix_and_cats(local_site, tmp_path):
     # -n 2 as in run-tests.sh: --cluster must still submit once, from one process
@@ -241,3 +250,63 @@ def test_cluster_run_on_the_local_cluster_passes_matrix_and_cats(local_site, tmp
     assert verdicts["cats"]["passed"] and verdicts["cats"]["figures"]["error_rate"] <= 0.1
     assert re.search(r"matrix \d+ .*COMPLETED 0:0 in \d+ s", output) and re.search(r"cats \d+ .*COMPLETED 0:0", output)
     assert_queue_empty(summary["tag"])
+
+
+# --- what the harness reads from Slurm (no cluster needed) ---------------------------------------------------------
+
+def test_scontrol_oneliner_is_parsed_with_reason_exit_code_and_limits():
+    line = ("JobId=412169 JobName=matrix-t1 UserId=root(0) JobState=PENDING Reason=ReqNodeNotAvail,_UnavailableNodes:jrc0001 "
+            "Dependency=(null) ExitCode=0:0 RunTime=00:00:00 TimeLimit=01:00:00 Command=/a b/job.sbatch WorkDir=/x\n"
+            "JobId=412170 JobName=cats-t1 JobState=COMPLETED Reason=None ExitCode=0:0 RunTime=00:05:12 TimeLimit=1-00:00:00")
+    jobs = slurm.parse_scontrol(line)
+    assert jobs["412169"].state == "PENDING" and jobs["412169"].time_limit_s == 3600
+    assert slurm.never_clears(jobs["412169"].reason)
+    assert (jobs["412170"].state, jobs["412170"].elapsed_s, jobs["412170"].time_limit_s) == ("COMPLETED", 312, 86400)
+
+
+def test_sacct_is_parsed_and_cancelled_by_user_is_cancelled():
+    jobs = slurm.parse_sacct("77|CANCELLED by 1001|0:15|41|10\n78|TIMEOUT|0:0|612|10\n")
+    assert (jobs["77"].state, jobs["77"].exit_code, jobs["77"].elapsed_s) == ("CANCELLED", "0:15", 41)
+    assert jobs["78"].state in slurm.FAILURES and jobs["78"].time_limit_s == 600
+
+
+def test_durations_and_reasons():
+    assert [slurm.seconds(t) for t in ("1:30", "01:00:00", "2-03:00:00", "15", "UNLIMITED")] == [90, 3600, 183600, 900, None]
+    assert slurm.never_clears("DependencyNeverSatisfied") and slurm.never_clears("PartitionDown")
+    assert not slurm.never_clears("Resources") and not slurm.never_clears("Priority")
+
+
+def test_matrix_check_wants_a_gpu_where_the_site_has_real_ones(tmp_path):
+    from harness.cluster_run import JOBS
+    output = "device: cpu\ncheck: passed\nTFLOP/s: 0.006\n"
+    job = slurm.Job(name="matrix", job_id="5", job_name="matrix-t", state="COMPLETED", exit_code="0:0")
+    (tmp_path / "output.5").write_text(output)
+    jureca, local = sites.resolve("jureca-dc"), sites.resolve("local")
+    on_jureca = judge(job, tmp_path, lambda out, wd: JOBS["matrix"].check(jureca, out, wd))
+    assert not on_jureca.passed and "torch saw no CUDA device" in on_jureca.problems[0]
+    assert judge(job, tmp_path, lambda out, wd: JOBS["matrix"].check(local, out, wd)).passed
+    (tmp_path / "output.5").write_text("device: NVIDIA A100-SXM4-40GB\ncheck: passed\nTFLOP/s: 150.2\n")
+    verdict = judge(job, tmp_path, lambda out, wd: JOBS["matrix"].check(jureca, out, wd))
+    assert verdict.passed and verdict.figures["tflops"] == 150.2
+
+
+def test_cats_check_wants_bar_model_events_and_no_download(tmp_path):
+    from harness.cluster_run import JOBS
+    site = sites.resolve("jureca-dc")
+    job = slurm.Job(name="cats", job_id="6", job_name="cats-t", state="COMPLETED", exit_code="0:0")
+    check = lambda out, wd: JOBS["cats"].check(site, out, wd)  # noqa: E731
+    (tmp_path / "output.6").write_text("RESULT accuracy=0.9930 error_rate=0.0070 seconds_per_epoch=42.0 "
+                                       "images_per_second=140.5 device=cuda\n")
+    verdict = judge(job, tmp_path, check)
+    assert verdict.problems == ["models/model.pth was not saved (SaveModelCallback)",
+                                "no TensorBoard event files under runs/"]
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "model.pth").write_bytes(b"x")
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    (tmp_path / "runs" / "x" / "events.out.tfevents.1.host").write_bytes(b"x")
+    assert judge(job, tmp_path, check).passed
+    (tmp_path / "error.6").write_text('Downloading: "https://download.pytorch.org/models/resnet34-b627a593.pth"\n')
+    assert "tried to use the network" in judge(job, tmp_path, check).problems[0]
+    (tmp_path / "error.6").write_text("")
+    (tmp_path / "output.6").write_text("RESULT accuracy=0.95 error_rate=0.05 device=cuda\n")
+    assert "above the bar 0.02" in judge(job, tmp_path, check).problems[0]
