@@ -101,9 +101,9 @@ def test_links_resolve_and_images_load(browser_context, book_server, page_path: 
 def test_copy_buttons_copy_their_code(browser_context, book_server, page_path: str) -> None:
     page, _ = open_page(browser_context, book_server.url + page_path)
     try:
-        titles = solutions_of(page).locator(":scope > .admonition-title")
-        for index in range(titles.count()):
-            titles.nth(index).click()  # code inside solutions has copy buttons too
+        toggles = solutions_of(page).locator("button.toggle-button")
+        for index in range(toggles.count()):
+            toggles.nth(index).click()  # code inside solutions has copy buttons too
         blocks = page.locator("div.highlight:has(pre)")
         mismatches = []
         checked = 0
@@ -140,7 +140,7 @@ def test_solutions_are_hidden_until_clicked(browser_context, book_server, page_p
             solution = solutions.nth(index)
             body = solution.locator(":scope > :not(.admonition-title)").first
             assert not body.is_visible(), f"{page_path}: solution {index + 1} is visible before any click"
-            solution.locator(".admonition-title").first.click()
+            solution.locator("button.toggle-button").first.click()  # the "Click to show" chevron
             body.wait_for(state="visible", timeout=5000)
             assert body.inner_text().strip(), f"{page_path}: solution {index + 1} is empty when shown"
     finally:
@@ -174,7 +174,7 @@ def test_screenshots(browser_context, book_server, built_book: Path, artifacts_d
         try:
             if open_solution:
                 solution = solutions_of(page).first
-                solution.locator(".admonition-title").first.click()
+                solution.locator("button.toggle-button").first.click()
                 solution.locator(":scope > :not(.admonition-title)").first.wait_for(state="visible")
                 solution.scroll_into_view_if_needed()
                 page.evaluate("window.scrollBy(0, -250)")  # show the exercise above its solution too
