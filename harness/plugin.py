@@ -13,6 +13,7 @@ pytest_plugins = [
     "harness.selfcheck", "harness.browser",  # exercise verdicts for --target exercises; the built book in a browser
     "harness.fixtures_tunnel",  # exercise 3: sshd, TensorBoard and the ssh -L tunnel
     "harness.fixtures_cluster",  # pytest --cluster: submit, wait for and judge the GPU jobs
+    "harness.fixtures_data",  # exercise 2: Mini-Pets caches (filled/empty) and the offline cat_run
 ]
 
 
