@@ -45,7 +45,11 @@ def tensorboard_logdir(request: pytest.FixtureRequest, tmp_path_factory: pytest.
     except pytest.FixtureLookupError:
         return write_training_events(tmp_path_factory.mktemp("training") / "runs")
     runs = Path(run.workdir) / "runs"
-    assert any(runs.rglob("events.out.tfevents.*")), f"the training run wrote no TensorBoard event files in {runs}"
+    if getattr(run, "returncode", 0) != 0:
+        explain = run.explain() if hasattr(run, "explain") else ""
+        pytest.fail(f"the training run that TensorBoard should show failed: {explain}", pytrace=False)
+    if not any(runs.rglob("events.out.tfevents.*")):
+        pytest.fail(f"the training run wrote no TensorBoard event files in {runs}", pytrace=False)
     return runs
 
 
