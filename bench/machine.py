@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BUSY_LOAD_PER_CORE = 0.25  # above this, other work shared the cores and figures are pessimistic
+BUSY_LOAD_PER_CORE = 0.25  # load before a part above this: other work shared the cores, figures are pessimistic
 
 
 def cpu_model() -> str:
@@ -42,7 +42,7 @@ def describe(load_before: float, load_after: float) -> str:
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     line = (f"Measured {date} on {cores} cores ({cpu_model()}), commit `{commit()}`, "
             f"load {load_before:.2f} before / {load_after:.2f} after.")
-    if max(load_before, load_after) > BUSY_LOAD_PER_CORE * cores:
+    if load_before > BUSY_LOAD_PER_CORE * cores:  # "after" includes the benchmark's own work
         line += (f" The machine was busy: a shared {cores}-core machine where other people's tests were running, "
                  "so these figures are noisy and on the slow side.")
     return line
