@@ -90,10 +90,10 @@ def cancel_tag(tag: str) -> int:
     return len(ids)
 
 
-def others_in_queue(tag: str) -> int:
-    """Jobs of other people (or other tests) in the queue: they compete for the same node."""
-    listing = subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True).stdout.split()
-    return sum(tag not in name for name in listing)
+def others_in_queue(tag: str) -> set[str]:
+    """Ids of other people's (or other tests') jobs in the queue: they compete for the same node."""
+    listing = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in listing.splitlines() if len(line.split()) == 2 and tag not in line.split()[1]}
 
 
 def node_slots() -> int:
@@ -118,16 +118,19 @@ def run(sleeps: list[int] = (5, 20), jobs: int = 8) -> Part:
     part = Part("cluster-overhead", f"{jobs} jobs of `sleep S` on the local Slurm ({slots} CPUs: "
                 f"{min(slots, jobs)} run at once), first submit -> last verdict",
                 headers=["S", "way", "seconds", "beyond the cluster (s)", "polls per job"])
-    busy = others_in_queue(tag)
+    others = others_in_queue(tag)  # sampled before each way of running: a sign of a shared cluster
     try:
         with tempfile.TemporaryDirectory(prefix="bench-slurm-") as tmp:
             folder = Path(tmp)
             for seconds in sleeps:
                 script = sleep_script(folder, seconds)
                 waves = -(-jobs // slots)
+                others |= others_in_queue(tag)
                 api, polls, states, ids = harness_batch(script, tag, jobs, folder)
                 span = cluster_span(ids)
+                others |= others_in_queue(tag)
                 parallel = shell_loop(script, tag, jobs, folder, True, options)
+                others |= others_in_queue(tag)
                 serial = shell_loop(script, tag, jobs, folder, False, options)
                 floor = span if span is not None else parallel
                 part.rows += [
@@ -147,8 +150,9 @@ def run(sleeps: list[int] = (5, 20), jobs: int = 8) -> Part:
                     part.notes.append(f"S={seconds}: harness verdicts not all COMPLETED: {sorted(set(bad))}")
     finally:
         left = cancel_tag(tag)
-    busy = max(busy, others_in_queue(tag))
-    if busy:
-        part.notes.append(f"{busy} other job(s) shared the queue during the run: the figures include waiting for them")
+    others |= others_in_queue(tag)
+    if others:
+        part.notes.append(f"{len(others)} other job(s) ({', '.join(sorted(others, key=int))}) shared the cluster "
+                          "during the run: the figures include waiting for them")
     part.notes.append(f"run tag {tag}; {left} job(s) of it were still queued at the end and were cancelled")
     return part
