@@ -152,7 +152,8 @@ def run(sleeps: list[int] = (5, 20), jobs: int = 8) -> Part:
         left = cancel_tag(tag)
     others |= others_in_queue(tag)
     if others:
-        part.notes.append(f"{len(others)} other job(s) ({', '.join(sorted(others, key=lambda i: (len(i), i)))}) shared the cluster "
-                          "during the run: the figures include waiting for them")
+        ids = ", ".join(sorted(others, key=lambda i: (len(i), i)))
+        part.notes.append(f"{len(others)} other job(s) ({ids}) shared the cluster during the run: "
+                          "the figures include waiting for them")
     part.notes.append(f"run tag {tag}; {left} job(s) of it were still queued at the end and were cancelled")
     return part
