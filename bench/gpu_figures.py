@@ -66,7 +66,8 @@ def run(out: Path = OUT) -> Part:
         for summary in sorted(run_dir.glob("*/summary*")):
             found = {k.lower().replace("-", "_"): v for k, v in figures_of(summary).items()}
             tflops = next((v for k, v in found.items() if "tflop" in k), None)
-            part.rows.append([f"{run_dir.name}/{summary.parent.name}", found.get("state", "-"), found.get("device", "-"),
+            part.rows.append([f"{run_dir.name}/{summary.parent.name}", found.get("state", "-"),
+                              found.get("device", "-"),
                               _number(found.get("seconds_per_epoch")), _number(found.get("images_per_second")),
                               _number(found.get("error_rate")), _number(tflops)])
         part.notes.append(f"read from {_shown(run_dir)}")

@@ -40,7 +40,8 @@ def slowest(junit: Path, n: int = SLOWEST) -> list[tuple[str, float]]:
 def timed_pytest(extra: list[str], junit: Path) -> tuple[float, dict[str, int]]:
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *extra]
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
     seconds = time.perf_counter() - start
     if not junit.exists():
         tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
