@@ -17,7 +17,7 @@ from harness.offline import run_offline
 
 PER_BREED = 8  # 296 pictures: enough to learn, small enough for a two-core CPU
 # A short CPU run that still learns the stand-in reliably (see tests/test_cats.py for the bar).
-SMALL_RUN = ("--size", "32", "--batch-size", "16", "--epochs", "2", "--workers", "0")
+SMALL_RUN = ("--size", "32", "--batch-size", "16", "--epochs", "3", "--workers", "0")
 RUN_TIMEOUT_S = 900
 
 
@@ -37,8 +37,10 @@ class Caches:
         return self.torch_home / "hub" / "checkpoints"
 
     def env(self) -> dict[str, str]:
+        # One math thread: on a shared two-core machine (pytest -n auto, other tests) OpenMP threads that
+        # spin-wait for each other made training ten times slower than a single thread.
         env = dict(os.environ, FASTAI_HOME=str(self.fastai_home), TORCH_HOME=str(self.torch_home),
-                   PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore::FutureWarning")
+                   PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore::FutureWarning", OMP_NUM_THREADS="1")
         env.pop("SLURM_CPUS_PER_TASK", None)
         return env
 
