@@ -71,6 +71,9 @@ def run(out: Path = OUT) -> Part:
                               _number(found.get("seconds_per_epoch")), _number(found.get("images_per_second")),
                               _number(found.get("error_rate")), _number(tflops)])
         part.notes.append(f"read from {_shown(run_dir)}")
+        if any(str(row[2]).lower() == "cpu" for row in part.rows):
+            part.notes.append("device cpu: that run was on a cluster without GPUs (e.g. the local test cluster with "
+                              "its small stand-in settings), so its figures say nothing about GPU speed")
     part.rows.append(["course reference (1 epoch, resnet34, real Pets)", "-", "A100", COURSE_A100["seconds_per_epoch"],
                       "-", COURSE_A100["error_rate"], "-"])
     return part
