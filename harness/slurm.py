@@ -22,6 +22,8 @@ FAILURES = FINISHED - {"COMPLETED"}
 PENDING = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"})
 SHORT = {"PENDING": "PD", "CONFIGURING": "CF", "RUNNING": "R", "COMPLETING": "CG", "SUSPENDED": "S",
          "REQUEUED": "RQ", "RESIZING": "RS", "STOPPED": "ST", "SIGNALING": "SI", "STAGE_OUT": "SO"}
+# Growth of the pause between polls: this share of the seconds since the last change of state
+BACKOFF = 0.05
 # Pending reasons that no amount of waiting clears: the job is cancelled and its verdict names the reason
 NEVER_CLEARS = frozenset({
     "ReqNodeNotAvail", "PartitionDown", "PartitionInactive", "PartitionNodeLimit", "PartitionTimeLimit",
@@ -263,9 +265,14 @@ def _token(job: Job) -> str:
 def wait(jobs: list[Job], *, time_margin_s: int = 120, pending_limit_s: int = 3600, poller: Poller | None = None,
          log: Callable[[str], None] = print, sleep: Callable[[float], None] = time.sleep,
          first_delay_s: float = 1.0, max_delay_s: float = 30.0) -> None:
-    """Poll until every job has finished or been given up on; print a line at every change of state."""
+    """Poll until every job has finished or been given up on; print a line at every change of state.
+
+    The pause between polls starts at first_delay_s and grows by 5 % of the time since the last change of any
+    job's state, up to max_delay_s: a verdict arrives at most ~5 % (never more than max_delay_s) after the job
+    ends, while a day-long job costs Slurm only one query every max_delay_s.
+    """
     poller = poller or Poller()
-    delay = first_delay_s
+    last_change = time.monotonic()
     while True:
         active = [job for job in jobs if not job.done]
         if not active:
@@ -296,9 +303,11 @@ def wait(jobs: list[Job], *, time_margin_s: int = 120, pending_limit_s: int = 36
                 job.cancelled_at = time.monotonic()
                 _run(["scancel", job.job_id], poller.runner)
                 log(f"{job.name} {job.job_id} cancelled: {why}")
-        delay = first_delay_s if changed else min(delay * 1.6, max_delay_s)
+        now = time.monotonic()
+        if changed:
+            last_change = now
         if any(not job.done for job in jobs):
-            sleep(delay)
+            sleep(min(first_delay_s + BACKOFF * (now - last_change), max_delay_s))
 
 
 def _give_up(job: Job, time_margin_s: int, pending_limit_s: int) -> str:
