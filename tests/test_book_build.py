@@ -19,7 +19,8 @@ import yaml
 
 from harness.notebooks import strip_ansi
 from harness.plugin import ROOT
-from harness.requires import require_command, require_root
+from harness.offline import run_offline
+from harness.requires import require_command
 
 BUILD_TIMEOUT_S = 600
 
@@ -170,11 +171,6 @@ def copy_sources(root: Path, dest: Path) -> None:
             shutil.copy2(source, dest / name)
 
 
-def offline_command(cmd: list[str]) -> list[str]:
-    """`cmd` in a new network namespace with only loopback up: what a compute node without internet looks like."""
-    return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd]
-
-
 def jupyter_book_executable() -> str:
     beside = Path(sys.executable).with_name("jupyter-book")
     return str(beside) if beside.exists() else require_command("jupyter-book", "pip install -r requirements.txt")
@@ -193,8 +189,8 @@ def build_offline_and_check(root: Path, tmp_path: Path) -> float:
     copy_sources(root, copy)
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1")
     started = time.monotonic()
-    result = subprocess.run(offline_command([jupyter_book_executable(), "build", str(copy), "-W", "--keep-going"]),
-                            cwd=copy, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    result = run_offline([jupyter_book_executable(), "build", str(copy), "-W", "--keep-going"],
+                         cwd=copy, env=env, timeout=BUILD_TIMEOUT_S)
     seconds = time.monotonic() - started
     log = strip_ansi(result.stdout + result.stderr)
     (tmp_path / "build.log").write_text(log, encoding="utf-8")
@@ -253,8 +249,5 @@ def build_offline_and_check(root: Path, tmp_path: Path) -> float:
 @pytest.mark.slow
 @pytest.mark.netns
 def test_book_builds_offline_and_is_complete(tmp_path: Path) -> None:
-    require_root("building the book without network (unshare -n)")
-    require_command("unshare", "util-linux")
-    require_command("ip", "iproute2")
     seconds = build_offline_and_check(ROOT, tmp_path)
     print(f"offline book build: {seconds:.1f} s")
