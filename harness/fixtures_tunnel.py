@@ -47,7 +47,8 @@ def tensorboard_logdir(request: pytest.FixtureRequest, tmp_path_factory: pytest.
     runs = Path(run.workdir) / "runs"
     if getattr(run, "returncode", 0) != 0:
         explain = run.explain() if hasattr(run, "explain") else ""
-        pytest.fail(f"the training run that TensorBoard should show failed: {explain}", pytrace=False)
+        pytest.fail("first finish exercise 2: TensorBoard shows the logs of its training run, which failed\n"
+                    f"{explain}", pytrace=False)
     if not any(runs.rglob("events.out.tfevents.*")):
         pytest.fail(f"the training run wrote no TensorBoard event files in {runs}", pytrace=False)
     return runs

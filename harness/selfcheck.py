@@ -29,6 +29,8 @@ TITLES = {key: title for key, title, _ in EXERCISES}
 
 TODO_RAISED = re.compile(r"NotImplementedError: (TODO\b.*)")
 TODO_ANYWHERE = re.compile(r"\b(TODO\b.*)")
+# A check that builds on an earlier exercise says so first (e.g. TensorBoard shows exercise 2's training)
+NEEDS_EARLIER = re.compile(r"^(?:Failed: )?(first finish exercise \d\b.*)$", re.MULTILINE)
 
 
 def exercise_mode(config: pytest.Config) -> bool:
@@ -55,10 +57,13 @@ def checks_the_target(item: pytest.Item) -> bool:
 
 def what_is_missing(text: str, crash_message: str) -> str:
     """One line for the student: the TODO their exercise raised, else the assertion's first line."""
-    for pattern in (TODO_RAISED, TODO_ANYWHERE):
+    for pattern in (NEEDS_EARLIER, TODO_RAISED):
         match = pattern.search(text)
         if match:
-            return match.group(1).strip().rstrip("\"')").strip()
+            return match.group(1).strip()
+    match = TODO_ANYWHERE.search(text)
+    if match:  # a TODO quoted in source code: drop the code's closing quotes and brackets
+        return match.group(1).strip().rstrip("\"')").strip()
     first = next((line.strip() for line in crash_message.splitlines() if line.strip()), "")
     first = re.sub(r"^(AssertionError|Failed):\s*", "", first)
     return first or "the check failed (run with --tb=long to see why)"

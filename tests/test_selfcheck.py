@@ -135,3 +135,19 @@ def test_the_real_matrix_checks_report_not_done_for_the_untouched_exercise() -> 
     lines = summary(run.stdout)
     assert lines and lines[0].startswith("Exercise 1: matrix multiply: not done: TODO"), run.stdout
     assert "Traceback" not in run.stdout, run.stdout
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    # the exception a student's untouched exercise raises: the whole message, closing quote included
+    ("Traceback ...\nNotImplementedError: TODO: set `path` to untar_data(URLs.PETS) / 'images'\n",
+     "TODO: set `path` to untar_data(URLs.PETS) / 'images'"),
+    # a check that needs an earlier exercise names that first, not the earlier exercise's TODO
+    ("Failed: first finish exercise 2: TensorBoard shows the logs of its training run, which failed\n"
+     "NotImplementedError: TODO: is_cat() must return True\n",
+     "first finish exercise 2: TensorBoard shows the logs of its training run, which failed"),
+    # a TODO quoted in a source line: the code's closing quote and bracket go
+    ('    raise SystemExit("TODO: write the tunnel command")\n', "TODO: write the tunnel command"),
+])
+def test_what_is_missing_is_one_whole_line(text: str, line: str) -> None:
+    from harness.selfcheck import what_is_missing
+    assert what_is_missing(text, "AssertionError: something") == line
