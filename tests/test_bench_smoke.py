@@ -31,14 +31,17 @@ def test_results_file_replaces_only_the_part_that_ran(tmp_path):
 
 
 def test_data_pipeline_measures_real_images_per_second():
-    """Ten pictures, batches of 4, no worker processes: about 10 s on two idle cores, most of it importing fastai."""
+    """Ten pictures at two sizes, batches of 4, no worker processes: about 15 s on two idle cores."""
     part = data_pipeline.run(images=10, size=32, batch_size=4, workers=0)
     assert part.skipped is None
-    assert [row[0] for row in part.rows] == ["fastai, 0 workers", "ceiling: PIL decode+resize, "
-                                             f"{os.cpu_count()} processes"]
-    for label, count, seconds, rate, share in part.rows:
-        assert count >= 4 and seconds > 0 and rate > 0 and share.endswith("%") and share != "0%", label
-    assert part.checks[0].value > 0
+    ceiling = f"ceiling: PIL decode+resize, {os.cpu_count()} processes"
+    assert [row[1] for row in part.rows] == ["fastai, 0 workers", ceiling] * 2
+    assert [row[0] for row in part.rows][::2] == ["stand-in 80x64", "scaled to Pets 500x375"]
+    for pictures, label, count, seconds, rate, share in part.rows:
+        assert count >= 4 and seconds > 0 and rate > 0 and share.endswith("%") and share != "0%", (pictures, label)
+    assert len(part.checks) == 2 and all(check.value > 0 for check in part.checks)
+    stand_in_ceiling, pets_ceiling = part.rows[1][4], part.rows[3][4]
+    assert pets_ceiling < stand_in_ceiling  # bigger photos really cost more to decode
 
 
 def test_gpu_figures_reads_the_latest_cluster_summary(tmp_path):
