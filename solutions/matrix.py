@@ -1,7 +1,7 @@
 """Exercise 1: multiply two small matrices with PyTorch on the login node.
 
 Run it with `python matrix.py`. It needs only a CPU, so it is fine on a login node; the batch
-version of this exercise submits the very same file with `sbatch jureca-matrix.sbatch`.
+version of this exercise (`sbatch jureca-matrix.sbatch`) runs its GPU twin, matrix_gpu.py.
 """
 import torch
 
