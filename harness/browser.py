@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
@@ -26,6 +25,7 @@ import pytest
 import yaml
 
 from harness.bookserver import BookServer
+from harness.once import once_per_run
 from harness.requires import require
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,18 +80,12 @@ def built_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The book's HTML, built once for the whole session (all xdist workers share one build)."""
     if os.environ.get("COURSE_BOOK_HTML"):
         return Path(os.environ["COURSE_BOOK_HTML"]).resolve()
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent  # the folder every worker's basetemp lives in
-    out_dir = shared / "built-book"
-    with open(shared / "built-book.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        failed = shared / "built-book.failed"
+    with once_per_run(tmp_path_factory, "built-book") as out_dir:
+        failed = out_dir.with_name("built-book.failed")
         if failed.exists():
             raise RuntimeError(failed.read_text())
         html = out_dir / "_build" / "html"
         if not (html / "index.html").is_file():
-            out_dir.mkdir(exist_ok=True)
             try:
                 build_book(out_dir)
             except (RuntimeError, subprocess.TimeoutExpired) as err:

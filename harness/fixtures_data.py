@@ -5,15 +5,17 @@ because every child process gets its own FASTAI_HOME and TORCH_HOME.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pytest
 
 from harness import minipets
 from harness.offline import run_offline
+from harness.once import once_per_run
 
 PER_BREED = 8  # 296 pictures: enough to learn, small enough for a two-core CPU
 # A short CPU run that still learns the stand-in reliably (see tests/test_cats.py for the bar).
@@ -63,6 +65,15 @@ class CatRun:
     def model_file(self) -> Path:
         return self.workdir / "models" / "model.pth"
 
+    def save(self, path: Path) -> None:
+        """As JSON, for the other xdist workers (see cat_run)."""
+        path.write_text(json.dumps({**asdict(self), "workdir": str(self.workdir)}))
+
+    @classmethod
+    def load(cls, path: Path) -> "CatRun":
+        fields = json.loads(path.read_text())
+        return cls(**{**fields, "workdir": Path(fields["workdir"])})
+
     def explain(self) -> str:
         """The end of the output, for assertion messages."""
         return f"exit code {self.returncode}\n--- stdout (end) ---\n{self.stdout[-2000:]}\n--- stderr (end) ---\n{self.stderr[-3000:]}"
@@ -92,11 +103,14 @@ def run_cats_offline(script: Path, caches: Caches, workdir: Path, *args: str, ti
 
 @pytest.fixture(scope="session")
 def minipets_originals(tmp_path_factory: pytest.TempPathFactory) -> Caches:
-    """Stand-ins drawn once per session (per xdist worker); other fixtures copy or link them."""
-    root = tmp_path_factory.mktemp("minipets-originals")
-    caches = Caches(root / "fastai", root / "torch")
-    minipets.seed_fastai_home(caches.fastai_home, per_breed=PER_BREED)
-    minipets.seed_torch_home(caches.torch_home, "resnet34")
+    """Stand-ins drawn once per test run (shared by the xdist workers); other fixtures copy or link them."""
+    with once_per_run(tmp_path_factory, "minipets-originals") as root:
+        caches = Caches(root / "fastai", root / "torch")
+        complete = root / "complete"
+        if not complete.exists():
+            minipets.seed_fastai_home(caches.fastai_home, per_breed=PER_BREED)
+            minipets.seed_torch_home(caches.torch_home, "resnet34")
+            complete.touch()
     return caches
 
 
@@ -125,7 +139,13 @@ def empty_caches(tmp_path: Path) -> Caches:
 
 @pytest.fixture(scope="session")
 def cat_run(target_dir: Path, minipets_originals: Caches, tmp_path_factory: pytest.TempPathFactory) -> CatRun:
-    """The target's cats.py trained once, offline, with filled caches and a small, fast setting."""
-    root = tmp_path_factory.mktemp("cat-run")
-    caches = _seeded(minipets_originals, root / "caches")
-    return run_cats_offline(target_dir / "cats.py", caches, root / "work", *SMALL_RUN)
+    """The target's cats.py trained once per test run (shared by the xdist workers), offline, with filled caches
+    and a small, fast setting."""
+    with once_per_run(tmp_path_factory, f"cat-run-{target_dir.name}") as root:
+        record = root / "cat-run.json"
+        if record.exists():
+            return CatRun.load(record)
+        caches = _seeded(minipets_originals, root / "caches")
+        run = run_cats_offline(target_dir / "cats.py", caches, root / "work", *SMALL_RUN)
+        run.save(record)
+        return run
