@@ -31,6 +31,17 @@ def outcome_counts(junit: Path) -> dict[str, int]:
     return counts
 
 
+def failures(junit: Path) -> list[str]:
+    """`test: first line of its message` for every failed test: a timing run must not hide a failure."""
+    found = []
+    for case in ET.parse(junit).iter("testcase"):
+        problem = case.find("failure") if case.find("failure") is not None else case.find("error")
+        if problem is not None:
+            message = (problem.get("message") or "").strip().splitlines()
+            found.append(f"{case.get('classname', '')}::{case.get('name', '')}: {message[0][:200] if message else ''}")
+    return found
+
+
 def slowest(junit: Path, n: int = SLOWEST) -> list[tuple[str, float]]:
     cases = [(f"{c.get('classname', '')}::{c.get('name', '')}", float(c.get("time") or 0))
              for c in ET.parse(junit).iter("testcase")]
@@ -64,9 +75,12 @@ def run(workers: str = "auto", select: list[str] = ()) -> Part:
         serial, serial_counts = timed_pytest([*select], Path(tmp) / "serial.xml")
         parallel, parallel_counts = timed_pytest([*select, "-n", workers], Path(tmp) / "parallel.xml")
         top = slowest(Path(tmp) / "serial.xml")
+        failed = {run: failures(Path(tmp) / f"{run}.xml") for run in ("serial", "parallel")}
     part.rows = [["pytest (serial)", serial, *serial_counts.values(), 1.0],
                  [f"pytest -n {workers}", parallel, *parallel_counts.values(), serial / parallel]]
     part.checks.append(Check(f"-n {workers} speed-up", serial / parallel, TARGET_SPEEDUP, unit="x"))
+    for run, names in failed.items():
+        part.notes += [f"failed in the {run} run: {name}" for name in names]
     part.tables.append((f"The {len(top)} slowest tests of the serial run", ["test", "seconds", "share of serial"],
                         [[name, seconds, f"{seconds / serial:.0%}"] for name, seconds in top]))
     return part

@@ -59,3 +59,16 @@ def test_gpu_figures_reads_the_latest_cluster_summary(tmp_path):
     newer.write_text('{"test": "matrix", "state": "COMPLETED", "figures": {"device": "NVIDIA A100", "tflops": 120.5}}')
     row = gpu_figures.run(out=tmp_path).rows[0]
     assert row[0] == "run-2/matrix" and row[1] == "COMPLETED" and row[2] == "NVIDIA A100" and row[6] == 120.5
+
+
+def test_local_suite_names_the_failed_tests(tmp_path):
+    from bench.local_suite import failures, outcome_counts
+    junit = tmp_path / "report.xml"
+    junit.write_text('<testsuites><testsuite>'
+                     '<testcase classname="tests.test_a" name="test_ok" time="1"/>'
+                     '<testcase classname="tests.test_a" name="test_bad" time="2">'
+                     '<failure message="assert 1 == 2&#10;more">trace</failure></testcase>'
+                     '<testcase classname="tests.test_b" name="test_skip" time="0"><skipped/></testcase>'
+                     '</testsuite></testsuites>')
+    assert outcome_counts(junit) == {"passed": 1, "failed": 1, "skipped": 1}
+    assert failures(junit) == ["tests.test_a::test_bad: assert 1 == 2"]
