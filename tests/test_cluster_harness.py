@@ -191,7 +191,14 @@ def start_cluster_run(out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "COURSE_SLURM_OUT": str(out), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "pytest", "--cluster", "--site", "local", "-p", "no:cacheprovider",
                              *extra, "tests/cluster"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_as_in_a_terminal)
+
+
+def _as_in_a_terminal() -> None:
+    """Ctrl-C works as in an instructor's terminal, even when these tests run as a background job (`cmd &`,
+    nohup), whose children inherit SIGINT as ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def read_until(process: subprocess.Popen, pattern: str, timeout_s: float) -> tuple[re.Match | None, str]:
