@@ -40,8 +40,7 @@ def test_data_pipeline_measures_real_images_per_second():
     for pictures, label, count, seconds, rate, share in part.rows:
         assert count >= 4 and seconds > 0 and rate > 0 and share.endswith("%") and share != "0%", (pictures, label)
     assert len(part.checks) == 2 and all(check.value > 0 for check in part.checks)
-    stand_in_ceiling, pets_ceiling = part.rows[1][4], part.rows[3][4]
-    assert pets_ceiling < stand_in_ceiling  # bigger photos really cost more to decode
+    # No comparison of the two sizes' rates: with ten pictures on a busy machine, timing noise can invert them.
 
 
 def test_gpu_figures_reads_the_latest_cluster_summary(tmp_path):
