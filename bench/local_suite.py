@@ -19,10 +19,20 @@ TARGET_SPEEDUP = 1.6
 SLOWEST = 10
 
 
+def _label(case: ET.Element) -> str:
+    return f"{case.get('classname', '')}::{case.get('name', '')}"
+
+
+def _problem(case: ET.Element) -> ET.Element | None:
+    """The test's <failure> or <error> element (both count as failed), None when it did not fail."""
+    failure = case.find("failure")
+    return failure if failure is not None else case.find("error")
+
+
 def outcome_counts(junit: Path) -> dict[str, int]:
     counts = {"passed": 0, "failed": 0, "skipped": 0}
     for case in ET.parse(junit).iter("testcase"):
-        if case.find("failure") is not None or case.find("error") is not None:
+        if _problem(case) is not None:
             counts["failed"] += 1
         elif case.find("skipped") is not None:
             counts["skipped"] += 1
@@ -35,16 +45,15 @@ def failures(junit: Path) -> list[str]:
     """`test: first line of its message` for every failed test: a timing run must not hide a failure."""
     found = []
     for case in ET.parse(junit).iter("testcase"):
-        problem = case.find("failure") if case.find("failure") is not None else case.find("error")
+        problem = _problem(case)
         if problem is not None:
             message = (problem.get("message") or "").strip().splitlines()
-            found.append(f"{case.get('classname', '')}::{case.get('name', '')}: {message[0][:200] if message else ''}")
+            found.append(f"{_label(case)}: {message[0][:200] if message else ''}")
     return found
 
 
 def slowest(junit: Path, n: int = SLOWEST) -> list[tuple[str, float]]:
-    cases = [(f"{c.get('classname', '')}::{c.get('name', '')}", float(c.get("time") or 0))
-             for c in ET.parse(junit).iter("testcase")]
+    cases = [(_label(c), float(c.get("time") or 0)) for c in ET.parse(junit).iter("testcase")]
     return sorted(cases, key=lambda c: -c[1])[:n]
 
 
