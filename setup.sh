@@ -8,6 +8,7 @@ APT_PACKAGES=(
   python3-venv graphviz iproute2 util-linux procps     # venv, diagrams, network namespaces
   openssh-server openssh-client                        # exercise 3: the SSH tunnel
   slurm-wlm munge lmod                                 # the local test cluster
+  slurmdbd mariadb-server                              # ... with accounting, as on JURECA-DC
   chromium chromium-driver fonts-dejavu-core           # the book, tested in a real browser
 )
 
@@ -33,7 +34,13 @@ else
   echo "setup: not root, skipping system packages (${APT_PACKAGES[*]}); tests that need them will skip" >&2
 fi
 
-PYTHON=${PYTHON:-python3}
+# The system's Python where it is one (Debian: /usr/bin/python3), so that every user of the machine can run the
+# environment: the tests run jobs and self-checks as a normal user, and root's own Python may be unreadable to them.
+if [[ -z ${PYTHON:-} ]]; then
+  PYTHON=python3
+  [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import sys, venv; sys.exit(sys.version_info[:2] < (3, 10))' \
+    2>/dev/null && PYTHON=/usr/bin/python3
+fi
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 10))'; then
   echo "setup: $PYTHON is older than Python 3.10; set PYTHON=/path/to/python3.11" >&2
   exit 1

@@ -1,12 +1,8 @@
-"""Exercise 1: multiply two small matrices with PyTorch on the login node.
-
-Run it with `python matrix.py`. It needs only a CPU, so it is fine on a login node; the batch
-version of this exercise (`sbatch jureca-matrix.sbatch`) runs its GPU twin, matrix_gpu.py.
-"""
+"""Exercise 1a: multiply two small matrices with PyTorch, on the login node: python matrix.py
+A few milliseconds of one CPU core, so the login node is the right place. Its GPU twin is matrix_gpu.py."""
 import torch
 
 # --- your work ---
-# TODO: make two random 3x3 matrices with torch.randn and print each of them,
-# TODO: multiply them with torch.matmul and print the result.
+# TODO: two random 3x3 matrices, each printed, then their matrix product, printed ("The result is:").
 raise NotImplementedError("TODO: create two random 3x3 matrices, print them and print their torch.matmul product")
 # --- end of your work ---

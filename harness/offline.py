@@ -1,30 +1,100 @@
-"""Run a command without network, as it runs on a compute node.
+"""Run a course program as on a compute node without internet, and read what it reported about itself.
 
-`unshare -n` gives the command a fresh network namespace that holds only a loopback device; that
-device is brought up first, since Jupyter kernels, TensorBoard and friends talk to 127.0.0.1.
-Creating the namespace needs root.
+Two ways to take the network away, both tested:
+* `netns`: `unshare -n` gives the program a fresh network namespace holding only a loopback device (brought up
+  first: Jupyter kernels, TensorBoard and friends talk to 127.0.0.1). The real thing; it needs root.
+* `guard`: harness/jobsite/sitecustomize.py refuses every lookup and connection that leaves the machine, inside
+  every Python process of the program, and the proxy variables point other tools at a dead port. No root needed:
+  this is how a student's laptop checks the exercises.
+`mode()` picks `netns` for root and `guard` otherwise; `COURSE_OFFLINE_MODE=guard|netns` forces one.
 """
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.requires import require_command, require_root
+from harness.report import Report, read_reports, report_env
+from harness.requires import require, require_command
 
+MODES = ("netns", "guard")
 _INSIDE = 'ip link set lo up && exec "$@"'
 
 
+def mode() -> str:
+    """How this process takes the network away from its children."""
+    forced = os.environ.get("COURSE_OFFLINE_MODE", "")
+    if forced:
+        if forced not in MODES:
+            raise ValueError(f"COURSE_OFFLINE_MODE={forced!r}: use one of {', '.join(MODES)}")
+        return forced
+    return "netns" if os.geteuid() == 0 else "guard"
+
+
 def offline_command(cmd: Sequence[str]) -> list[str]:
-    """`cmd` wrapped so that it starts in a new network namespace with loopback up."""
+    """`cmd` wrapped so that it starts in a new network namespace with loopback up (needs root)."""
     return ["unshare", "--net", "--", "sh", "-c", _INSIDE, "offline", *map(str, cmd)]
+
+
+def offline_env(base: Mapping[str, str] | None = None, report_dir: Path | None = None,
+                how: str | None = None) -> dict[str, str]:
+    """The environment of a program run by `run_program(..., offline=True)` in the mode `how`."""
+    how = how or mode()
+    return report_env(report_dir, offline=how == "guard", base=dict(base if base is not None else os.environ))
+
+
+@dataclass
+class Ran:
+    """A finished program: exit code, output, and the reports its Python processes left."""
+    cmd: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    workdir: Path | None = None
+    reports: list[Report] = field(default_factory=list)
+
+    def explain(self, last: int = 3000) -> str:
+        """The end of the output, for assertion messages."""
+        return (f"`{' '.join(self.cmd)}` exit code {self.returncode}\n--- stdout (end) ---\n{self.stdout[-last:]}\n"
+                f"--- stderr (end) ---\n{self.stderr[-last:]}")
+
+
+def run_program(cmd: Sequence[str | Path], *, cwd: Path | None = None, env: Mapping[str, str] | None = None,
+                offline: bool = False, how: str | None = None, report_dir: Path | None = None,
+                timeout: float | None = None) -> Ran:
+    """Run `cmd` with the reporter switched on (reports land in `report_dir`, default `cwd/.reports`), without
+    network when `offline` (mode `how`, default `mode()`: the test skips, or fails in CI, where it is impossible)."""
+    argv = [str(c) for c in cmd]
+    report_dir = report_dir or Path(cwd or ".") / ".reports"
+    if offline:
+        how = how or mode()
+        if how == "netns":
+            require(os.geteuid() == 0, "running a command without network in a network namespace (unshare -n) "
+                                       "needs root; as a normal user the checks use COURSE_OFFLINE_MODE=guard")
+            require_command("unshare", "install util-linux")
+            require_command("ip", "install iproute2")
+            argv = offline_command(argv)
+        full_env = offline_env(env, report_dir, how)
+    else:
+        full_env = report_env(report_dir, base=dict(env if env is not None else os.environ))
+    if cwd is not None:
+        Path(cwd).mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(argv, env=full_env, cwd=cwd, timeout=timeout, capture_output=True, text=True)
+    return Ran([str(c) for c in cmd], done.returncode, done.stdout, done.stderr, Path(cwd) if cwd else None,
+               read_reports(report_dir) if Path(report_dir).is_dir() else [])
 
 
 def run_offline(cmd: Sequence[str | Path], *, env: Mapping[str, str] | None = None, cwd: Path | str | None = None,
                 timeout: float | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
-    """Run `cmd` with no network and capture its output as text (skips the test without root)."""
-    require_root("running a command without network (unshare -n)")
-    require_command("unshare", "install util-linux")
-    require_command("ip", "install iproute2")
-    return subprocess.run(offline_command([str(c) for c in cmd]), env=dict(env) if env is not None else None,
-                          cwd=cwd, timeout=timeout, check=check, capture_output=True, text=True)
+    """Run `cmd` without network (either mode) and capture its output as text: for tools such as the book build."""
+    how = mode()
+    argv = [str(c) for c in cmd]
+    if how == "netns":
+        require(os.geteuid() == 0 and shutil.which("unshare") is not None,
+                "running a command without network (unshare -n) needs root and util-linux")
+        argv = offline_command(argv)
+    return subprocess.run(argv, env=offline_env(env, None, how), cwd=cwd, timeout=timeout, check=check,
+                          capture_output=True, text=True)

@@ -1,0 +1,317 @@
+"""What the harness learns from inside a course program, without a line of it in the student's file.
+
+The harness puts this folder first on PYTHONPATH of the programs it runs (batch jobs and local checks), so Python
+loads this module at start-up. Students never see it; their scripts stay the course's scripts. It does two things,
+each switched on by an environment variable:
+
+COURSE_REPORT_DIR=DIR  at exit, write DIR/report-<host>-<pid>.json: what the process got (cores it may run on, GPUs
+                       Slurm gave it, its host, its Slurm and torch.distributed ranks), the internet it tried to
+                       reach, the uncaught exception it died of, the files torch.save wrote, and for a fastai
+                       training its figures (seconds per epoch, images per second, metrics per epoch).
+COURSE_OFFLINE=1       refuse every name lookup and connection that leaves this machine, as a compute node without
+                       internet does: the stand-in for `unshare -n` where there is no root.
+
+Then the next sitecustomize on the path (the system's own, if any) is loaded, as if this one were not here.
+Everything here is careful never to break the program it watches: a failure of the watcher is silent.
+"""
+from __future__ import annotations
+
+import atexit
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import ipaddress
+import json
+import os
+import socket
+import sys
+import time
+
+_REPORT_DIR = os.environ.get("COURSE_REPORT_DIR", "")
+_OFFLINE = os.environ.get("COURSE_OFFLINE", "") == "1"
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+_report: dict = {
+    "pid": os.getpid(),
+    "host": socket.gethostname(),
+    "argv": list(sys.argv),
+    "started": time.time(),
+    "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+    "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    "slurm": {k[6:].lower(): v for k, v in os.environ.items()
+              if k in ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID",
+                       "SLURM_NTASKS", "SLURM_CPUS_PER_TASK", "SLURMD_NODENAME", "SLURM_JOB_NODELIST")},
+    "rank": {k.lower(): os.environ[k] for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE") if k in os.environ},
+    "network": [],
+    "exception": None,
+    "saves": [],
+    "dist": None,
+    "fits": [],
+}
+
+
+# --- the network: what leaves this machine ----------------------------------------------------------------------
+
+def _loopback_names() -> set[str]:
+    """Names this machine resolves to loopback by itself (/etc/hosts), plus localhost."""
+    names = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+    try:
+        with open("/etc/hosts") as hosts:
+            for line in hosts:
+                fields = line.split("#", 1)[0].split()
+                if len(fields) > 1 and _is_loopback(fields[0]):
+                    names.update(name.lower() for name in fields[1:])
+    except OSError:
+        pass
+    return names
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_global(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_global
+    except ValueError:
+        return False
+
+
+def _note(what: str) -> None:
+    if what not in _report["network"] and len(_report["network"]) < 50:
+        _report["network"].append(what)
+
+
+_LOCAL_NAMES = _loopback_names()
+_real_getaddrinfo = socket.getaddrinfo
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _guarded_getaddrinfo(host, *args, **kwargs):
+    name = host.decode() if isinstance(host, bytes) else host
+    if name is None or _is_loopback(str(name)) or str(name).lower() in _LOCAL_NAMES:
+        return _real_getaddrinfo(host, *args, **kwargs)
+    try:
+        ipaddress.ip_address(str(name).split("%", 1)[0])
+        literal = True
+    except ValueError:
+        literal = False
+    if _OFFLINE:
+        _note(f"lookup {name}")
+        if literal:  # an address needs no lookup; the connection itself is refused
+            return _real_getaddrinfo(host, *args, **kwargs)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    try:
+        found = _real_getaddrinfo(host, *args, **kwargs)
+    except OSError:
+        _note(f"lookup {name} (failed)")
+        raise
+    if any(_is_global(entry[4][0]) for entry in found if entry[0] in (socket.AF_INET, socket.AF_INET6)):
+        _note(f"lookup {name}")
+    return found
+
+
+def _check_address(sock: socket.socket, address) -> None:
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or not isinstance(address, tuple):
+        return
+    host = str(address[0])
+    if _OFFLINE and not _is_loopback(host) and host.lower() not in _LOCAL_NAMES:
+        _note(f"connect {host}:{address[1]}")
+        raise OSError(101, "Network is unreachable")
+    if _is_global(host):
+        _note(f"connect {host}:{address[1]}")
+
+
+def _guarded_connect(self, address):
+    _check_address(self, address)
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self, address):
+    _check_address(self, address)
+    return _real_connect_ex(self, address)
+
+
+# --- after-import hooks: wrap a library's function once the library is loaded ----------------------------------
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs `hooks[name](module)` right after the module `name` has been executed."""
+
+    def __init__(self, hooks: dict) -> None:
+        self.hooks = hooks
+
+    def find_spec(self, name, path, target=None):
+        if name not in self.hooks:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run, hook = loader.exec_module, self.hooks.pop(name)
+
+        def exec_module(module):
+            run(module)
+            try:
+                hook(module)
+            except Exception:  # noqa: BLE001 (the watcher must never break the program)
+                pass
+
+        loader.exec_module = exec_module
+        return spec
+
+
+def _after_urllib_request(request) -> None:
+    request.getproxies = lambda: {}
+
+
+def _after_torch(torch) -> None:
+    save = torch.save
+
+    def recorded_save(obj, f, *args, **kwargs):
+        _report["saves"].append({"path": os.path.abspath(str(f)) if isinstance(f, (str, os.PathLike)) else repr(f),
+                                 "rank": os.environ.get("RANK")})
+        return save(obj, f, *args, **kwargs)
+
+    recorded_save.__wrapped__ = save
+    torch.save = recorded_save
+
+
+def _after_torch_distributed(dist) -> None:
+    init = getattr(dist, "init_process_group", None)
+    if init is None:
+        return
+
+    def recorded_init(*args, **kwargs):
+        started = time.time()
+        result = init(*args, **kwargs)
+        try:
+            _report["dist"] = {"backend": str(dist.get_backend()), "rank": dist.get_rank(),
+                               "world_size": dist.get_world_size(), "seconds": round(time.time() - started, 3)}
+        except Exception:  # noqa: BLE001
+            pass
+        return result
+
+    recorded_init.__wrapped__ = init
+    dist.init_process_group = recorded_init
+
+
+def _after_fastai_learner(learner_module) -> None:
+    from fastai.callback.core import Callback
+
+    class CourseFigures(Callback):
+        """Seconds per epoch, training images per second, metrics per epoch: for the harness's verdict."""
+        order = 99  # after the Recorder has written the epoch's values
+
+        def before_fit(self):
+            self.figures = {"epochs": [], "device": str(getattr(self.dls, "device", "")), "train_images": 0,
+                        "train_seconds": 0.0, "metric_names": [], "gpu_name": None}
+            device = getattr(self.dls, "device", None)
+            if device is not None and getattr(device, "type", "") == "cuda":
+                import torch
+                self.figures["gpu_name"] = torch.cuda.get_device_name(device)
+            _report["fits"].append(self.figures)
+
+        def before_epoch(self):
+            self.epoch_started = time.perf_counter()
+
+        def before_train(self):
+            self.train_started = time.perf_counter()
+
+        def after_batch(self):
+            if self.training:
+                self.figures["train_images"] += len(self.learn.yb[0]) if self.learn.yb else 0
+
+        def after_train(self):
+            self.figures["train_seconds"] += time.perf_counter() - self.train_started
+
+        def after_epoch(self):
+            names = [str(n) for n in self.recorder.metric_names]
+            values = self.recorder.log
+            self.figures["metric_names"] = names
+            row = {name: (float(value) if isinstance(value, (int, float)) or hasattr(value, "__float__")
+                          else str(value)) for name, value in zip(names, values) if name not in ("epoch", "time")}
+            row["seconds"] = round(time.perf_counter() - self.epoch_started, 3)
+            self.figures["epochs"].append(row)
+
+    original = learner_module.Learner.__init__
+
+    def init_with_figures(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        try:
+            self.add_cb(CourseFigures())
+        except Exception:  # noqa: BLE001
+            pass
+
+    learner_module.Learner.__init__ = init_with_figures
+
+
+# --- at exit: the report ------------------------------------------------------------------------------------------
+
+def _excepthook(kind, value, traceback) -> None:
+    _report["exception"] = f"{kind.__name__}: {value}"
+    _previous_excepthook(kind, value, traceback)
+
+
+def _write_report() -> None:
+    try:
+        _report["ended"] = time.time()
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            try:
+                _report["torch_gpus"] = torch.cuda.device_count()
+            except Exception:  # noqa: BLE001
+                _report["torch_gpus"] = None
+        os.makedirs(_REPORT_DIR, exist_ok=True)
+        path = os.path.join(_REPORT_DIR, f"report-{_report['host']}-{_report['pid']}.json")
+        with open(path + ".part", "w") as out:
+            json.dump(_report, out, indent=1, default=str)
+        os.replace(path + ".part", path)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _load_next_sitecustomize() -> None:
+    """The sitecustomize this one shadows (later on sys.path), run as if it had been found first."""
+    here = os.path.normcase(os.path.realpath(_HERE))
+    rest = [p for p in sys.path if os.path.normcase(os.path.realpath(p or os.curdir)) != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", rest)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception:  # noqa: BLE001 (a broken system sitecustomize is reported by Python as usual: ignore here)
+        pass
+
+
+if _REPORT_DIR or _OFFLINE:
+    socket.getaddrinfo = _guarded_getaddrinfo
+    socket.socket.connect = _guarded_connect
+    socket.socket.connect_ex = _guarded_connect_ex
+_hooks: dict = {}
+if _OFFLINE:
+    # The harness also points the proxy variables at a dead port, for programs that do not ask Python for the
+    # network (curl, git). Python's own downloads go direct instead, so that they fail at the name lookup exactly
+    # as on a node without network ("Temporary failure in name resolution"), not at the dead proxy.
+    _hooks["urllib.request"] = _after_urllib_request
+if _REPORT_DIR:
+    _hooks.update({"torch": _after_torch, "torch.distributed": _after_torch_distributed,
+                   "fastai.learner": _after_fastai_learner})
+if _hooks:
+    sys.meta_path.insert(0, _AfterImport(_hooks))
+if _REPORT_DIR:
+    _previous_excepthook = sys.excepthook
+    sys.excepthook = _excepthook
+    atexit.register(_write_report)
+_load_next_sitecustomize()

@@ -1,0 +1,109 @@
+"""What a course program reports about itself through harness/jobsite/sitecustomize.py: the one reader of it.
+
+A program started with `report_env(folder)` in its environment leaves one JSON file per Python process in `folder`
+when it exits. `read_reports(folder)` gives them back as `Report`s: the same figures for a local check and for a
+batch job on a cluster, and nothing of it in the student's file.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+JOBSITE = Path(__file__).resolve().parent / "jobsite"  # the folder holding sitecustomize.py
+DEAD_PROXY = "http://127.0.0.1:9"  # nobody listens there: downloads by non-Python tools fail at once
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy")
+
+
+def report_env(folder: Path | str | None, *, offline: bool = False, base: dict[str, str] | None = None) -> dict[str, str]:
+    """`base` (default: this process's environment) with the reporter switched on, and the network refused when
+    `offline` (the no-root way of a compute node without internet)."""
+    env = dict(os.environ if base is None else base)
+    env["PYTHONPATH"] = os.pathsep.join([str(JOBSITE), *filter(None, [env.get("PYTHONPATH", "")])])
+    if folder is not None:
+        env["COURSE_REPORT_DIR"] = str(folder)
+    if offline:
+        env["COURSE_OFFLINE"] = "1"
+        env.update({key: DEAD_PROXY for key in PROXY_VARIABLES})
+        env["no_proxy"] = env["NO_PROXY"] = ""
+    return env
+
+
+@dataclass
+class Fit:
+    """One fastai `fit`: per-epoch rows (loss, metrics, seconds), training images and seconds, the device."""
+    epochs: list[dict] = field(default_factory=list)
+    device: str = ""
+    gpu_name: str | None = None
+    train_images: int = 0
+    train_seconds: float = 0.0
+
+    @property
+    def best(self) -> dict:
+        """The epoch with the lowest validation loss: the one SaveModelCallback keeps."""
+        rows = [row for row in self.epochs if isinstance(row.get("valid_loss"), float)]
+        return min(rows, key=lambda row: row["valid_loss"]) if rows else (self.epochs[-1] if self.epochs else {})
+
+    @property
+    def seconds_per_epoch(self) -> float | None:
+        seconds = [row["seconds"] for row in self.epochs if "seconds" in row]
+        return sum(seconds) / len(seconds) if seconds else None
+
+    @property
+    def images_per_second(self) -> float | None:
+        return self.train_images / self.train_seconds if self.train_seconds > 0 else None
+
+
+@dataclass
+class Report:
+    """One Python process of a course program, as it saw itself."""
+    pid: int
+    host: str
+    argv: list[str]
+    cores: int | None = None
+    cuda_visible_devices: str | None = None
+    torch_gpus: int | None = None
+    slurm: dict = field(default_factory=dict)
+    rank: dict = field(default_factory=dict)
+    network: list[str] = field(default_factory=list)
+    exception: str | None = None
+    saves: list[dict] = field(default_factory=list)
+    dist: dict | None = None
+    fits: list[Fit] = field(default_factory=list)
+    started: float = 0.0
+    ended: float = 0.0
+    path: Path | None = None
+
+    @property
+    def program(self) -> str:
+        """The script's file name (`cats.py`), or the interpreter's first argument."""
+        return Path(self.argv[0]).name if self.argv else ""
+
+    @property
+    def gpus_allocated(self) -> int:
+        """GPUs Slurm handed to the process (CUDA_VISIBLE_DEVICES), 0 when it gave none."""
+        value = (self.cuda_visible_devices or "").strip()
+        return len([g for g in value.split(",") if g.strip()]) if value and value != "NoDevFiles" else 0
+
+    @property
+    def fit(self) -> Fit | None:
+        """The last training of the process, if it trained with fastai."""
+        return self.fits[-1] if self.fits else None
+
+
+def read_reports(folder: Path | str, programs: tuple[str, ...] | list[str] = ()) -> list[Report]:
+    """Every report in `folder` (only those of `programs`, by file name, when given), oldest first."""
+    reports = []
+    for path in sorted(Path(folder).glob("report-*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        known = {name for name in Report.__dataclass_fields__ if name not in ("fits", "path")}
+        report = Report(**{k: v for k, v in data.items() if k in known},
+                        fits=[Fit(**{k: v for k, v in f.items() if k in Fit.__dataclass_fields__})
+                              for f in data.get("fits") or []], path=path)
+        if not programs or report.program in programs:
+            reports.append(report)
+    return sorted(reports, key=lambda r: r.started)
