@@ -29,6 +29,18 @@ NETWORK_SIGNS = ('Downloading: "http', "urlopen error", "URLError", "Temporary f
                  "Network is unreachable", "ProxyError", "Connection refused")
 
 
+@dataclass
+class JobResult:
+    """What a cluster job's own check (`ClusterJob.check` in harness/exercises/) gets to judge."""
+    site: Site
+    settings: dict  # the job's [jobs.<name>] values of the site profile, defaults filled in
+    job: slurm.Job  # Slurm's view: state, exit_code, elapsed_s, job_id
+    workdir: Path  # the job's folder: staged files, output.<id>, error.<id>, and whatever the job wrote there
+    output: str  # output.<jobid>
+    errors: str  # error.<jobid>
+    reports: list  # harness.report.Report of each Python process of the job's programs, oldest first
+
+
 @dataclass(frozen=True)
 class ClusterJob:
     """A cluster test: which batch script and program it runs, and how its output is judged."""
