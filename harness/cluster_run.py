@@ -1,32 +1,34 @@
-"""One `pytest --cluster` run: prepare caches, submit every job at once, wait for all, judge each.
+"""One `pytest --cluster` run: prepare on the login node, submit every job at once, wait for all, judge each.
 
-The jobs are the course's own sbatch files (`slurm/*.sbatch`); a copy of the script and of the exercise
-program goes into the job's results folder `slurm-out/<run-tag>/<test>/`, which is also its working
-directory, so the batch script finds `python cats.py` next to it, exactly as a student submits it.
+Generic: the jobs are the ones the exercise modules declare (harness/exercises/), their batch scripts the course's
+own sbatch files (`slurm/*.sbatch`). Each job gets a folder `slurm-out/<run-tag>/<job>/` holding copies of the
+script and its programs; it is also the job's working directory, so the script finds `python cats.py` beside it,
+exactly as a student submits it. Every Python process of the job reports what it got (cores, GPUs, hosts, the
+network it tried) through harness/jobsite/sitecustomize.py into `<job>/reports/`: the verdict judges what the job
+really got, not only what it printed.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from harness import slurm
-from harness.sites import ROOT, Site
+from harness.exercises import ClusterJob, cluster_jobs
+from harness.report import Report, read_reports, report_env
+from harness.sites import ROOT, JobSettings, Site
 
-# Downloads in a job fail at once through a proxy nobody listens on: "no internet", as on a compute node
-DEAD_PROXY = "http://127.0.0.1:9"
-# Signs in a job's output that it tried to download something
+# Signs in a job's output that it tried to download something (besides what the reporter saw)
 NETWORK_SIGNS = ('Downloading: "http', "urlopen error", "URLError", "Temporary failure in name resolution",
-                 "Network is unreachable", "ProxyError", "Connection refused")
+                 "Network is unreachable", "ProxyError")
+REPORTS = "reports"  # the folder inside a job's folder where its processes report
 
 
 @dataclass
@@ -38,67 +40,7 @@ class JobResult:
     workdir: Path  # the job's folder: staged files, output.<id>, error.<id>, and whatever the job wrote there
     output: str  # output.<jobid>
     errors: str  # error.<jobid>
-    reports: list  # harness.report.Report of each Python process of the job's programs, oldest first
-
-
-@dataclass(frozen=True)
-class ClusterJob:
-    """A cluster test: which batch script and program it runs, and how its output is judged."""
-    name: str
-    sbatch: str  # in slurm/
-    program: str  # in solutions/ or exercises/
-    check: Callable[[Site, str, Path], tuple[dict, list[str]]]  # (site, output, workdir) -> (figures, problems)
-    needs_caches: bool = False
-
-
-def _number(pattern: str, text: str) -> float | None:
-    found = re.findall(pattern, text)
-    return float(found[-1]) if found else None
-
-
-def check_matrix(site: Site, output: str, workdir: Path) -> tuple[dict, list[str]]:
-    device = re.findall(r"^device: (.+)$", output, re.MULTILINE)
-    checks = re.findall(r"^check: (\S+)", output, re.MULTILINE)
-    figures = {"device": device[-1].strip() if device else None, "check": checks[-1] if checks else None,
-               "tflops": _number(r"TFLOP/s: ([\d.]+)", output)}
-    problems = []
-    if figures["device"] is None:
-        problems.append("no `device: <name>` line in the output")
-    elif site.gpus_real and figures["device"].lower() in ("cpu", ""):
-        problems.append(f"ran on `{figures['device']}`, but {site.name} has GPUs: torch saw no CUDA device")
-    if figures["check"] != "passed":
-        problems.append(f"the GPU-vs-CPU check did not pass (check: {figures['check']})")
-    if figures["tflops"] is None:
-        problems.append("no `TFLOP/s:` figure in the output")
-    return figures, problems
-
-
-def check_cats(site: Site, output: str, workdir: Path) -> tuple[dict, list[str]]:
-    result = re.findall(r"^RESULT (.+)$", output, re.MULTILINE)
-    figures: dict = {}
-    if result:
-        for key, value in re.findall(r"(\w+)=(\S+)", result[-1]):
-            try:
-                figures[key] = float(value)
-            except ValueError:
-                figures[key] = value
-    problems = []
-    bar = site.job("cats").error_rate_max
-    if "error_rate" not in figures:
-        problems.append("no `RESULT ... error_rate=...` line in the output")
-    elif bar is not None and figures["error_rate"] > bar:
-        problems.append(f"error rate {figures['error_rate']} is above the bar {bar} of {site.path.name}")
-    if not (workdir / "models" / "model.pth").is_file():
-        problems.append("models/model.pth was not saved (SaveModelCallback)")
-    if not list((workdir / "runs").rglob("events.out.tfevents.*")):
-        problems.append("no TensorBoard event files under runs/")
-    return figures, problems
-
-
-JOBS = {
-    "matrix": ClusterJob("matrix", "jureca-matrix.sbatch", "matrix_gpu.py", check_matrix),
-    "cats": ClusterJob("cats", "fastai.sbatch", "cats.py", check_cats, needs_caches=True),
-}
+    reports: list[Report]  # one per Python process of the job's programs, oldest first
 
 
 @dataclass
@@ -127,12 +69,47 @@ class Verdict:
         return "\n".join(lines)
 
 
-def judge(job: slurm.Job, workdir: Path,
-          check: Callable[[str, Path], tuple[dict, list[str]]] | None = None) -> Verdict:
-    """A finished job's verdict: Slurm's state and exit code first, then the checks of what it printed and wrote.
+def what_it_got(reports: list[Report]) -> dict:
+    """Figures every job's verdict shows: cores and GPUs its programs got, the hosts they ran on."""
+    if not reports:
+        return {}
+    return {"cores": min(r.cores or 0 for r in reports), "gpus": min(r.gpus_allocated for r in reports),
+            "hosts": ",".join(sorted({r.host for r in reports})), "processes": len(reports)}
 
-    Writes `summary.json` next to the job's output and error files.
-    """
+
+def generic_problems(result: JobResult, cluster_job: ClusterJob) -> list[str]:
+    """What is wrong with any course job that completed: no program, no GPUs, too few cores, internet."""
+    sbatch, programs = cluster_job.sbatch, result.reports
+    if not programs:
+        return [f"no process of {', '.join(cluster_job.programs)} reported back: the program never started "
+                f"(read the error file)"]
+    problems = []
+    if cluster_job.gpus:
+        want, got = result.site.gpus_per_node, min(r.gpus_allocated for r in programs)
+        if got == 0:
+            problems.append(f"Slurm gave the job no GPU (CUDA_VISIBLE_DEVICES is not set): on {result.site.name} a "
+                            f"job gets GPUs only when it asks; add `#SBATCH --gres=gpu:{want}` to {sbatch}")
+        elif got < want:
+            problems.append(f"the program saw {got} of the {want} GPUs of a node: ask for `--gres=gpu:{want}` "
+                            f"in {sbatch}")
+    want_cores = result.settings["cpus_per_task"]
+    got_cores = min(r.cores or 0 for r in programs)
+    if got_cores < want_cores:
+        problems.append(f"the program could use {got_cores} of the {want_cores} cores the job asked for: add "
+                        f"`export SRUN_CPUS_PER_TASK=\"$SLURM_CPUS_PER_TASK\"` before srun in {sbatch} (since "
+                        f"Slurm 22.05 srun does not pass --cpus-per-task on)")
+    reached = [entry for r in programs for entry in r.network]
+    reached += [sign for sign in NETWORK_SIGNS if sign in result.output + result.errors]
+    if reached:
+        problems.append(f"the job tried to reach the internet ({reached[0]}): compute nodes have none; download "
+                        f"on the login node first")
+    return problems
+
+
+def judge(job: slurm.Job, workdir: Path, cluster_job: ClusterJob | None = None, site: Site | None = None,
+          settings: JobSettings | None = None) -> Verdict:
+    """A finished job's verdict: Slurm's state and exit code first, then, for a course job, what its programs
+    reported (GPUs, cores, internet) and its own check. Writes `summary.json` next to the job's output files."""
     verdict = Verdict(test=job.name, job_id=job.job_id, state=job.state, exit_code=job.exit_code,
                       elapsed_s=job.elapsed_s, history=list(job.history), results=str(workdir))
     output_file, error_file = workdir / f"output.{job.job_id}", workdir / f"error.{job.job_id}"
@@ -141,14 +118,17 @@ def judge(job: slurm.Job, workdir: Path,
     if job.given_up:
         verdict.problems.append(f"cancelled by the harness: {job.given_up}")
     if job.state != "COMPLETED" or job.exit_code not in ("0:0", "0"):
-        verdict.problems.append(f"the job ended {job.state} with exit code {job.exit_code or '?'}")
-    if check is not None:
-        verdict.figures, problems = check(output, workdir)
-        if not verdict.problems:  # output checks only mean something for a job that completed
-            verdict.problems += problems
-            signs = [sign for sign in NETWORK_SIGNS if sign in output + errors]
-            if signs:
-                verdict.problems.append(f"the job tried to use the network ({signs[0]}): compute nodes have none")
+        meaning = slurm.STATE_MEANING.get(job.state, "")
+        verdict.problems.append(f"the job ended {job.state} with exit code {job.exit_code or '?'}"
+                                + (f": {meaning}" if meaning else ""))
+    if cluster_job is not None and site is not None:
+        settings = settings or site.job(job.name)
+        reports = read_reports(workdir / REPORTS, cluster_job.programs)
+        result = JobResult(site, settings.as_dict(), job, workdir, output, errors, reports)
+        figures, own = cluster_job.check(result)
+        verdict.figures = {**what_it_got(reports), **figures}
+        if not verdict.problems:  # what the programs did only means something for a job that completed
+            verdict.problems += generic_problems(result, cluster_job) + own
     verdict.passed = not verdict.problems
     if not verdict.passed:
         verdict.error_tail = slurm.tail(error_file)
@@ -166,14 +146,21 @@ def default_out_dir() -> Path:
 
 
 class ClusterRun:
-    """Everything one --cluster session submits, so that all of it can be judged and all of it cancelled."""
+    """Everything one --cluster session submits, so that all of it can be judged and all of it cancelled.
+
+    `sources` replaces staged files by name (`{"jureca-matrix.sbatch": Path(...)}`): the harness's own tests submit
+    deliberately broken copies of course files that way, through the very same run.
+    """
 
     def __init__(self, site: Site, names: list[str], *, target: str = "solutions", out_dir: Path | None = None,
-                 log: Callable[[str], None] = print, tag: str | None = None):
-        unknown = [n for n in names if n not in JOBS]
+                 log: Callable[[str], None] = print, tag: str | None = None,
+                 sources: dict[str, Path] | None = None):
+        known = cluster_jobs()
+        unknown = [n for n in names if n not in known]
         if unknown:
-            raise ValueError(f"unknown cluster job(s) {unknown}: known are {sorted(JOBS)}")
+            raise ValueError(f"unknown cluster job(s) {unknown}: known are {sorted(known)}")
         self.site, self.names, self.target, self.log = site, names, target, log
+        self.sources = dict(sources or {})
         self.tag = tag or new_tag()
         self.out_dir = out_dir or default_out_dir()
         self.folder = self.out_dir / self.tag
@@ -182,24 +169,12 @@ class ClusterRun:
         self.error = ""  # why the run could not start (one line), if it could not
         self.verdicts: dict[str, Verdict] = {}
 
-    # --- before submitting -------------------------------------------------------------------------------------
-    def _caches(self) -> dict[str, str]:
-        """FASTAI_HOME/TORCH_HOME for the jobs (and the prefetch), filled as the site says."""
-        caches = self.site.caches
-        env = {}
-        if caches.prepare == "minipets":
-            fastai_home = Path(self.site.expand(caches.fastai_home) or self.folder / "caches" / "fastai")
-            torch_home = Path(self.site.expand(caches.torch_home) or self.folder / "caches" / "torch")
-            self.log(f"seeding stand-in caches (Mini-Pets, resnet34 weights) in {fastai_home.parent}")
-            subprocess.run([sys.executable, "-m", "harness.minipets", "--fastai-home", str(fastai_home),
-                            "--torch-home", str(torch_home)], cwd=ROOT, check=True, capture_output=True, text=True)
-            return {"FASTAI_HOME": str(fastai_home), "TORCH_HOME": str(torch_home)}
-        for key, value in (("FASTAI_HOME", caches.fastai_home), ("TORCH_HOME", caches.torch_home)):
-            if value:
-                env[key] = self.site.expand(value)
-        return env
+    @staticmethod
+    def cluster_job(name: str) -> ClusterJob:
+        return cluster_jobs()[name][1]
 
-    def _login_shell(self, what: str, lines: list[str], env: dict[str, str], log: Path) -> None:
+    # --- on the login node, before submitting ------------------------------------------------------------------
+    def login_shell(self, what: str, lines: list[str], env: dict[str, str], log: Path) -> None:
         """Run set-up lines in a login shell on this (login) node; a failure is one line and a log file."""
         self.log(f"{what} on the login node: {' && '.join(lines)}")
         done = subprocess.run(["bash", "-lc", " && ".join(lines)], env=env, capture_output=True, text=True)
@@ -208,30 +183,36 @@ class ClusterRun:
             last = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
             raise RuntimeError(f"the {what} step failed ({last}); see {log}")
 
-    def _venv(self) -> None:
+    def login_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment of a login-node step: ours, the course venv's place, and `extra`."""
+        return {**os.environ, "COURSE_VENV": str(self.course_venv), **(extra or {})}
+
+    def ensure_venv(self) -> None:
         """Create the course venv from venv-template/ where the site says how and it is not there yet."""
         if not self.site.venv_setup or (self.course_venv / "venv" / "bin" / "python").exists():
             return
         if not (self.course_venv / "setup.sh").is_file():
             shutil.copytree(ROOT / "venv-template", self.course_venv, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("venv"))
-        self._login_shell("venv set-up", self.site.venv_setup, {**os.environ, "COURSE_VENV": str(self.course_venv)},
-                          self.folder / "venv-setup.log")
+        self.login_shell("venv set-up", self.site.venv_setup, self.login_env(), self.folder / "venv-setup.log")
 
-    def _prefetch(self, workdir: Path, caches: dict[str, str]) -> None:
-        """The login-node step of the lesson: download data set and weights where there is internet."""
-        lines = [*self.site.setup, f"cd {shlex.quote(str(workdir))}",
-                 shlex.join(["python", JOBS["cats"].program, *self.site.job("cats").args, "--prefetch"])]
-        self._login_shell("prefetch", lines, {**os.environ, "COURSE_VENV": str(self.course_venv), **caches},
-                          workdir / "prefetch.log")
+    def stage(self, cluster_job: ClusterJob) -> Path:
+        """The job's folder, holding copies of its batch script and programs (or of their `sources` stand-ins)."""
+        workdir = self.folder / cluster_job.name
+        workdir.mkdir(parents=True, exist_ok=True)
+        for name, default in ((cluster_job.sbatch, ROOT / "slurm" / cluster_job.sbatch),
+                              *((p, ROOT / self.target / p) for p in cluster_job.programs)):
+            source = self.sources.get(name, default)
+            if not source.is_file():
+                raise RuntimeError(f"{source} is missing")
+            shutil.copy2(source, workdir / name)
+        return workdir
 
-    def _job_env(self, caches: dict[str, str]) -> dict[str, str]:
-        env = {**os.environ, "COURSE_VENV": str(self.course_venv), **caches}
-        if self.site.caches.block_network:
-            for key in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
-                env[key] = DEAD_PROXY
-            env["no_proxy"] = env["NO_PROXY"] = ""
-        return env
+    def job_env(self, name: str, workdir: Path, prepared: dict[str, str]) -> dict[str, str]:
+        """The environment sbatch hands the job: the reporter on, the site's knobs, what the login node prepared,
+        and, where the site says so, no internet (as on a compute node)."""
+        base = {**os.environ, "COURSE_VENV": str(self.course_venv), **self.site.job(name).env, **prepared}
+        return report_env(workdir / REPORTS, offline=self.site.caches.block_network, base=base)
 
     # --- the run ------------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -240,35 +221,22 @@ class ClusterRun:
             slurm.require_sbatch()
             self.folder.mkdir(parents=True, exist_ok=True)
             self.log(f"cluster run {self.tag} on site {self.site.name}: results in {self.folder}")
-            workdirs = {name: self._stage(JOBS[name]) for name in self.names}
-            if "cats" in workdirs:
-                self._venv()
-            caches = self._caches() if any(JOBS[n].needs_caches for n in self.names) else {}
-            if "cats" in workdirs and self.site.caches.prepare == "prefetch":
-                self._prefetch(workdirs["cats"], caches)
-            env = self._job_env(caches)
-            for name in self.names:
-                job = JOBS[name]
-                workdir = workdirs[name]
+            staged = {name: self.stage(self.cluster_job(name)) for name in self.names}
+            for name, workdir in staged.items():
+                cluster_job = self.cluster_job(name)
+                if cluster_job.needs_venv:
+                    self.ensure_venv()
+                prepared = cluster_job.prepare(self, workdir) if cluster_job.prepare else {}
                 self.jobs[name] = slurm.submit(
-                    workdir / job.sbatch, name=name, tag=self.tag, chdir=workdir, results=workdir, site=self.site,
-                    args=self.site.job(name).args, env=env)
-                self.log(f"submitted {name} as job {self.jobs[name].job_id} ({job.sbatch} "
-                         f"{shlex.join(self.site.job(name).args)})".rstrip())
+                    workdir / cluster_job.sbatch, name=name, tag=self.tag, chdir=workdir, results=workdir,
+                    site=self.site, env=self.job_env(name, workdir, prepared))
+                knobs = " ".join(f"{k}={v}" for k, v in self.site.job(name).env.items())
+                self.log(f"submitted {name} as job {self.jobs[name].job_id} ({cluster_job.sbatch}"
+                         f"{', ' + knobs if knobs else ''})")
         except (slurm.SlurmError, RuntimeError, subprocess.CalledProcessError, OSError) as error:
             detail = getattr(error, "stderr", "") or ""
             self.error = str(error) + (f": {detail.strip().splitlines()[-1]}" if detail.strip() else "")
             self.cancel()
-
-    def _stage(self, job: ClusterJob) -> Path:
-        """The job's results folder, holding copies of the submitted script and its program."""
-        workdir = self.folder / job.name
-        workdir.mkdir(parents=True, exist_ok=True)
-        for source in (ROOT / "slurm" / job.sbatch, ROOT / self.target / job.program):
-            if not source.is_file():
-                raise RuntimeError(f"{source} is missing")
-            shutil.copy2(source, workdir / source.name)
-        return workdir
 
     def wait(self, sleep: Callable[[float], None] = time.sleep) -> dict[str, Verdict]:
         """Wait for every job together, then judge each one and write the summaries."""
@@ -285,7 +253,7 @@ class ClusterRun:
         job = self.jobs.get(name)
         if job is None:
             return Verdict(test=name, problems=[self.error or "the job was not submitted"])
-        return judge(job, self.folder / name, lambda output, workdir: JOBS[name].check(self.site, output, workdir))
+        return judge(job, self.folder / name, self.cluster_job(name), self.site)
 
     def _write_summary(self) -> None:
         rows = ["| test | job | state | exit | seconds | verdict | figures |", "|---|---|---|---|---|---|---|"]

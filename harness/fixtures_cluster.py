@@ -2,20 +2,26 @@
 
 After collection and before the first test, every selected cluster job is submitted at once; the
 `cluster_verdicts` fixture waits for all of them together; each test then asserts on its own job.
-Whatever ends the session (Ctrl-C, SIGTERM, a crash) cancels every job of the run.
+Whatever ends the session (Ctrl-C, SIGTERM, SIGHUP, a crash) cancels every job of the run. What a SIGKILL or a
+lost login leaves behind cannot be cancelled by that run: the next run names those jobs at its start and says how
+to cancel them (or cancels them itself with --cancel-orphans).
 """
 from __future__ import annotations
 
 import atexit
 import signal
+import subprocess
 import sys
 
 import pytest
 
-from harness.cluster_run import JOBS, ClusterRun, Verdict
+from harness import slurm
+from harness.cluster_run import ClusterRun, Verdict
+from harness.exercises import cluster_jobs
 from harness.sites import SiteError, resolve
 
 _RUN_KEY = pytest.StashKey[ClusterRun]()
+_DAYS_KEY = pytest.StashKey[tuple]()
 _SIGNALS_KEY = pytest.StashKey[dict]()
 
 
@@ -35,7 +41,53 @@ def pytest_configure(config: pytest.Config) -> None:
             resolve(config.getoption("--site")), [], target=config.getoption("--target"), log=_logger(config))
     except SiteError as error:
         raise pytest.UsageError(str(error)) from None
+    config.stash[_DAYS_KEY] = days_of(config.getoption("--day"))
 
+
+def days_of(option: str) -> tuple[int, ...]:
+    """`--day 1`, `2`, `1,2` or `all` as the days whose jobs run."""
+    known = sorted({exercise.day for exercise, _ in cluster_jobs().values()})
+    if option.strip().lower() == "all":
+        return tuple(known)
+    try:
+        days = tuple(sorted({int(part) for part in option.split(",") if part.strip()}))
+    except ValueError:
+        raise pytest.UsageError(f"--day {option}: give day numbers such as 1, 2 or 1,2, or all") from None
+    unknown = [d for d in days if d not in known]
+    if unknown or not days:
+        raise pytest.UsageError(f"--day {option}: the course's cluster jobs are on day(s) "
+                                f"{', '.join(map(str, known))}")
+    return days
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --cluster, only the jobs of the chosen days run."""
+    days = config.stash.get(_DAYS_KEY, None)
+    if days is None:
+        return
+    chosen = cluster_jobs(days)
+    drop = [item for item in items if job_of(item) is not None and job_of(item) not in chosen]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [item for item in items if item not in drop]
+
+
+def report_orphans(run: ClusterRun, cancel: bool) -> None:
+    """Name the jobs of earlier runs that are still queued; cancel them when asked to."""
+    try:
+        found = slurm.orphans(list(cluster_jobs()), tag=run.tag)
+    except OSError:
+        return
+    if not found:
+        return
+    listing = ", ".join(f"{o.job_id} ({o.job_name}, {o.state})" for o in found)
+    ids = " ".join(o.job_id for o in found)
+    if cancel:
+        subprocess.run(["scancel", *(o.job_id for o in found)], capture_output=True, text=True)
+        run.log(f"cancelled {len(found)} job(s) that earlier runs left in the queue: {listing}")
+    else:
+        run.log(f"{len(found)} job(s) of earlier runs are still in the queue and cost compute time: {listing}. "
+                f"Cancel them with: scancel {ids}   (or run with --cancel-orphans)")
 
 def _logger(config: pytest.Config):
     """Lines go straight to the terminal, also while pytest captures a fixture's output."""
@@ -62,7 +114,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     run = config.stash.get(_RUN_KEY, None)
     if run is None or session.config.option.collectonly:
         return
-    run.names = sorted({job for item in session.items if (job := job_of(item)) in JOBS})
+    run.names = sorted({job for item in session.items if (job := job_of(item)) in cluster_jobs()})
+    report_orphans(run, config.getoption("--cancel-orphans"))
     if not run.names:
         return
     config.stash[_SIGNALS_KEY] = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_interrupt),
@@ -103,5 +156,5 @@ def cluster_verdict(request: pytest.FixtureRequest, cluster_verdicts: dict[str, 
     """The verdict of the job named by this test's `@pytest.mark.cluster(job=...)`."""
     name = job_of(request.node)
     if name not in cluster_verdicts:
-        pytest.fail(f"no cluster job `{name}` (known: {', '.join(JOBS)})", pytrace=False)
+        pytest.fail(f"no cluster job `{name}` (known: {', '.join(cluster_jobs())})", pytrace=False)
     return cluster_verdicts[name]

@@ -3,28 +3,27 @@
 Tests marked `slurm` take the `local_slurm` fixture: it skips on a laptop without the cluster (with the
 command that starts it) and fails in CI. Every job a test submits through it is cancelled at teardown,
 pass or fail, so no test leaves work in the queue for the next one (as in Slurm's own test suite).
+It talks to Slurm only through harness/slurm.py, the harness's one Slurm client.
 """
 from __future__ import annotations
 
 import itertools
 import os
-import re
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from harness import slurm
 from harness.requires import require
+from harness.users import course_users, current_user
 
-STATE = Path(os.environ.get("COURSE_SLURM_STATE", "/tmp/course-slurm"))
 PARTITION = "dc-gpu"
 RESERVATION = "training2441"
+ACCOUNT = "training2441"
 START_HINT = "start it with: sudo bash slurm/local-cluster/start.sh"
-FINISHED = frozenset({"COMPLETED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "CANCELLED", "BOOT_FAIL",
-                      "PREEMPTED", "DEADLINE"})
 USABLE_NODE_STATES = ("IDLE", "MIXED", "ALLOCATED")  # up and taking jobs (ALLOCATED: busy with someone's job)
 # Variables through which a submitting shell could hand its own Lmod to a job; removed by `clean_env()`.
 LMOD_VARIABLES = ("BASH_ENV", "MODULEPATH", "LMOD_CMD", "LMOD_DIR", "LMOD_PKG", "MODULESHOME", "LOADEDMODULES",
@@ -32,40 +31,33 @@ LMOD_VARIABLES = ("BASH_ENV", "MODULEPATH", "LMOD_CMD", "LMOD_DIR", "LMOD_PKG", 
 _tags = itertools.count()
 
 
-def _run(argv: list[str], timeout: float = 20) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def fields(text: str) -> dict[str, str]:
-    """`Key=Value` pairs of one `scontrol show ... -o` record (values up to the next space)."""
-    return dict(re.findall(r"(\w+)=(\S*)", text))
-
-
-def node_name() -> str | None:
+def nodes() -> dict[str, dict[str, str]]:
+    """The nodes of the course partition, name -> `scontrol show node` record."""
     if shutil.which("scontrol") is None:
-        return None
-    out = _run(["scontrol", "show", "partition", PARTITION, "-o"])
-    return fields(out.stdout).get("Nodes") if out.returncode == 0 else None
+        return {}
+    partition = slurm.show("partition", PARTITION)
+    if not partition:
+        return {}
+    names = subprocess.run(["scontrol", "show", "hostnames", partition[0].get("Nodes", "")],
+                           capture_output=True, text=True, timeout=20).stdout.split()
+    return {name: (slurm.show("node", name) or [{}])[0] for name in names}
 
 
-def node_state() -> str:
-    """The node's state without its flags (IDLE for IDLE+RESERVED), or "" when unknown."""
-    node = node_name()
-    if not node:
-        return ""
-    out = _run(["scontrol", "show", "node", node, "-o"])
-    return fields(out.stdout).get("State", "").split("+")[0] if out.returncode == 0 else ""
+def node_state(record: dict[str, str]) -> str:
+    """A node's state without its flags (IDLE for IDLE+RESERVED)."""
+    return record.get("State", "").split("+")[0]
 
 
 def cluster_up() -> bool:
-    """The controller answers `scontrol ping` and the dc-gpu node is up and taking jobs."""
+    """The controller answers `scontrol ping` and every node of the course partition takes jobs."""
     if shutil.which("scontrol") is None:
         return False
     try:
-        ping = _run(["scontrol", "ping"], timeout=10)
-        return "is UP" in ping.stdout and node_state() in USABLE_NODE_STATES
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=10)
+        found = nodes()
     except subprocess.TimeoutExpired:
         return False
+    return "is UP" in ping.stdout and bool(found) and all(node_state(r) in USABLE_NODE_STATES for r in found.values())
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -82,21 +74,20 @@ class LocalCluster:
     jobs: list[str] = field(default_factory=list)
 
     @property
-    def node(self) -> str:
-        return node_name() or ""
+    def nodes(self) -> list[str]:
+        return sorted(nodes())
 
-    @property
-    def node_cpus(self) -> int:
-        return int(fields(_run(["scontrol", "show", "node", self.node, "-o"]).stdout).get("CPUTot", "1"))
+    def node_cpus(self, node: str | None = None) -> int:
+        records = nodes()
+        return int(records[node or sorted(records)[0]].get("CPUTot", "1"))
 
     def sbatch(self, *args: str | Path, cwd: Path | None = None,
                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """Run sbatch (with --parsable and this test's tag as comment); a job id in its answer is remembered."""
-        argv = ["sbatch", "--parsable", f"--comment={self.tag}", *map(str, args)]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=cwd,
-                              env=env if env is not None else clean_env(), check=False)
-        job_id = done.stdout.strip().split(";")[0]
-        if done.returncode == 0 and job_id.isdigit():
+        done = slurm.run_sbatch([f"--comment={self.tag}", *map(str, args)], cwd=cwd,
+                                env=env if env is not None else clean_env())
+        job_id = slurm.job_id_of(done)
+        if job_id:
             self.jobs.append(job_id)
         return done
 
@@ -108,23 +99,18 @@ class LocalCluster:
 
     def job(self, job_id: str) -> dict[str, str]:
         """The job's record from `scontrol show job` (kept for MinJobAge after it ends)."""
-        out = _run(["scontrol", "show", "job", job_id, "-o"])
-        assert out.returncode == 0, f"scontrol show job {job_id}: {out.stderr.strip()}"
-        return fields(out.stdout)
+        records = slurm.show("job", job_id)
+        assert records, f"scontrol show job {job_id}: Slurm does not know the job"
+        return records[0]
 
     def wait(self, job_id: str, timeout_s: float = 600) -> dict[str, str]:
-        """Poll until the job has finished; on timeout cancel it and fail with its last state."""
-        deadline, delay = time.monotonic() + timeout_s, 0.5
-        while True:
-            record = self.job(job_id)
-            if record.get("JobState") in FINISHED:
-                return record
-            if time.monotonic() > deadline:
-                _run(["scancel", job_id])
-                pytest.fail(f"job {job_id} still {record.get('JobState')} ({record.get('Reason')}) "
-                            f"after {timeout_s:.0f} s; cancelled", pytrace=False)
-            time.sleep(delay)
-            delay = min(delay * 1.5, 3)
+        """Wait with the harness's own poller until the job has finished; a job that cannot finish in time is
+        cancelled and fails the test with its last state."""
+        job = slurm.Job(name="test", job_id=job_id, job_name="")
+        slurm.wait([job], time_margin_s=int(timeout_s), pending_limit_s=int(timeout_s), log=lambda line: None)
+        if job.given_up or job.lost:
+            pytest.fail(f"job {job_id} did not finish: {job.given_up} ({' -> '.join(job.history)})", pytrace=False)
+        return self.job(job_id)
 
     def run(self, *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
             timeout_s: float = 600) -> dict[str, str]:
@@ -133,17 +119,20 @@ class LocalCluster:
 
     def cancel_all(self) -> None:
         """Cancel every job this object submitted, and any job carrying its tag (the backstop)."""
-        tagged = _run(["squeue", "-h", "-o", "%i %k"]).stdout.split("\n")
+        tagged = subprocess.run(["squeue", "-h", "-o", "%i %k"], capture_output=True, text=True).stdout.splitlines()
         ids = set(self.jobs) | {line.split()[0] for line in tagged if line.strip().endswith(self.tag)}
         if ids:
-            _run(["scancel", *sorted(ids)])
+            subprocess.run(["scancel", *sorted(ids)], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="session")
 def local_slurm_available() -> None:
-    """The local cluster must be running: a skip with the start command on a laptop, a failure in CI."""
+    """The local cluster must be running, and we must be one of its users (JURECA takes no jobs from root)."""
     require(shutil.which("sbatch") is not None, f"Slurm is not installed; {START_HINT}")
     require(cluster_up(), f"the local Slurm cluster is not running; {START_HINT}")
+    require(current_user() in course_users(),
+            f"the local cluster takes jobs from its course users ({', '.join(course_users())}) only, as JURECA-DC "
+            f"takes none from root: run the Slurm tests as one of them (bash run-tests.sh does)")
 
 
 @pytest.fixture

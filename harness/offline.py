@@ -10,6 +10,7 @@ Two ways to take the network away, both tested:
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -55,6 +56,22 @@ class Ran:
     stderr: str
     workdir: Path | None = None
     reports: list[Report] = field(default_factory=list)
+
+    @property
+    def report_dir(self) -> Path | None:
+        return self.workdir / ".reports" if self.workdir else None
+
+    def save(self, path: Path) -> None:
+        """As JSON (the reports stay in their folder), for the other xdist workers."""
+        path.write_text(json.dumps({"cmd": self.cmd, "returncode": self.returncode, "stdout": self.stdout,
+                                    "stderr": self.stderr, "workdir": str(self.workdir) if self.workdir else None}))
+
+    @classmethod
+    def load(cls, path: Path) -> "Ran":
+        data = json.loads(path.read_text())
+        workdir = Path(data["workdir"]) if data["workdir"] else None
+        reports = read_reports(workdir / ".reports") if workdir and (workdir / ".reports").is_dir() else []
+        return cls(data["cmd"], data["returncode"], data["stdout"], data["stderr"], workdir, reports)
 
     def explain(self, last: int = 3000) -> str:
         """The end of the output, for assertion messages."""

@@ -5,15 +5,16 @@ from pathlib import Path
 
 import pytest
 
+from harness.exercises import module_names
+
 ROOT = Path(__file__).resolve().parent.parent
 
-# Fixture modules, one per concern; each helper module registers itself here with one line.
+# Fixture modules, one per concern, and every exercise module (harness/exercises/: each holds its own fixtures).
 pytest_plugins = [
     "harness.localcluster",  # the local test cluster: local_slurm fixture, cancels each test's jobs
     "harness.selfcheck", "harness.browser",  # exercise verdicts for --target exercises; the built book in a browser
-    "harness.fixtures_tunnel",  # exercise 3: sshd, TensorBoard and the ssh -L tunnel
     "harness.fixtures_cluster",  # pytest --cluster: submit, wait for and judge the GPU jobs
-    "harness.fixtures_data",  # exercise 2: Mini-Pets caches (filled/empty) and the offline cat_run
+    *module_names(),
 ]
 
 
@@ -25,6 +26,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="site profile slurm/sites/NAME.toml (default: the one whose host pattern matches)")
     group.addoption("--target", default="solutions", choices=("solutions", "exercises"),
                     help="check the reference solutions (default) or the student versions in exercises/")
+    group.addoption("--day", default="1", metavar="DAYS",
+                    help="with --cluster: the course days whose jobs are submitted, e.g. 1 (default), 2, 1,2 or all "
+                         "(day 2 runs on two nodes: see the README for its cost)")
+    group.addoption("--cancel-orphans", action="store_true", default=False,
+                    help="with --cluster: first cancel the jobs that earlier, killed runs left in the queue")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -2,14 +2,13 @@
 
 A student wants to know "is exercise 2 done, and if not, what is missing?", not to read a traceback. In that mode
 this plugin
-* keeps only the checks that look at the code under test (tests that use the `target_dir` or `target` fixture,
-  or carry the `exercise` marker); the book build, sync and browser tests say nothing about the student's work;
+* keeps only the checks that count for an exercise: the test modules each exercise module lists
+  (`Exercise.tests` in harness/exercises/); the book build, sync and browser tests say nothing about a student's work;
 * shortens every failure to one line: the first `TODO` the exercise raised, else the first line of the
   assertion message (pass `--tb=long` to see the full traceback again);
-* ends with a section "Your exercises": one line per exercise, "done" or "not done: <what is missing>".
-
-A test belongs to an exercise through `@pytest.mark.exercise("matrix" | "cats" | "tunnel")`, or else through
-words in its module or test name (tests/test_matrix.py -> exercise 1).
+* ends with a section "Your exercises": one line per exercise. "done" only when every check of the exercise ran
+  and passed; "not done: <what is missing>" when one failed; "not checked: <why>, <how to run it>" when one could
+  not run here. A run with an exercise not checked does not pass either: a check that did not run proves nothing.
 """
 from __future__ import annotations
 
@@ -19,17 +18,11 @@ from dataclasses import dataclass, field
 import pytest
 from _pytest._code.code import ReprFileLocation
 
-# key, title, words that put a test module (or test name) into this exercise
-EXERCISES: list[tuple[str, str, tuple[str, ...]]] = [
-    ("matrix", "Exercise 1: matrix multiply", ("matrix",)),
-    ("cats", "Exercise 2: cat classifier", ("cats", "cat_", "fastai", "pets", "internet", "offline")),
-    ("tunnel", "Exercise 3: TensorBoard through an SSH tunnel", ("tunnel", "tensorboard")),
-]
-TITLES = {key: title for key, title, _ in EXERCISES}
+from harness.exercises import all_exercises, exercise_of_test
 
 TODO_RAISED = re.compile(r"NotImplementedError: (TODO\b.*)")
 TODO_ANYWHERE = re.compile(r"\b(TODO\b.*)")
-# A check that builds on an earlier exercise says so first (e.g. TensorBoard shows exercise 2's training)
+# A check that builds on an earlier exercise says so first (e.g. "first finish exercise 4: ...")
 NEEDS_EARLIER = re.compile(r"^(?:Failed: )?(first finish exercise \d\b.*)$", re.MULTILINE)
 
 
@@ -37,22 +30,9 @@ def exercise_mode(config: pytest.Config) -> bool:
     return config.getoption("--target", default="solutions") == "exercises"
 
 
-def exercise_of(item: pytest.Item) -> str:
-    """The exercise key of a test: its marker, else a word in its module or test name, else `other:<module>`."""
-    marker = item.get_closest_marker("exercise")
-    if marker is not None and marker.args:
-        return str(marker.args[0])
-    module = item.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
-    for name in (module, item.name):
-        for key, _, words in EXERCISES:
-            if any(word in name.lower() for word in words):
-                return key
-    return f"other:{module}"
-
-
 def checks_the_target(item: pytest.Item) -> bool:
-    return bool({"target_dir", "target"} & set(getattr(item, "fixturenames", ()))) or \
-        item.get_closest_marker("exercise") is not None
+    """Does the test count for an exercise's self-check?"""
+    return exercise_of_test(item.nodeid) is not None
 
 
 def what_is_missing(text: str, crash_message: str) -> str:
@@ -91,13 +71,17 @@ class Verdict:
     def line(self) -> str:
         if self.missing:
             return f"not done: {self.missing[0]}"
-        if self.passed:
-            return "done" + (f" ({len(self.skipped)} check(s) skipped: {self.skipped[0]})" if self.skipped else "")
-        return f"not checked: {self.skipped[0] if self.skipped else 'no check ran'}"
+        if self.skipped:
+            more = f" (and {len(self.skipped) - 1} more check(s) that could not run)" if len(self.skipped) > 1 else ""
+            return f"not checked: {self.skipped[0]}{more}"
+        return "done" if self.passed else "not checked: no check ran"
+
+    @property
+    def done(self) -> bool:
+        return self.line() == "done"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "exercise(key): the exercise a check belongs to (matrix, cats, tunnel)")
     if not exercise_mode(config):
         return
     short = config.option.tbstyle == "auto"
@@ -125,7 +109,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
     if not exercise_mode(item.config):
         return
     report: pytest.TestReport = outcome.get_result()
-    report.user_properties.append(("exercise", exercise_of(item)))
+    exercise = exercise_of_test(item.nodeid)
+    if exercise is None:
+        return
+    report.user_properties.append(("exercise", exercise.key))
     if report.failed:
         text = "\n".join([report.longreprtext] + [content for _, content in report.sections])
         crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", "") or report.longreprtext
@@ -164,11 +151,16 @@ class Tally:
         if not self.verdicts:
             terminalreporter.write_line("no exercise check ran (did -k or a file name leave them all out?)")
             return
-        order = [key for key, _, _ in EXERCISES] + sorted(k for k in self.verdicts if k not in TITLES)
-        for key in (k for k in order if k in self.verdicts):
-            title = TITLES.get(key, key.replace("other:", "Other checks: "))
-            line = self.verdicts[key].line()
+        for exercise in (e for e in all_exercises() if e.key in self.verdicts):
+            title = exercise.heading
+            line = self.verdicts[exercise.key].line()
             terminalreporter.write_line(f"{title}: {line}", green=line.startswith("done"),
                                         red=line.startswith("not done"), yellow=line.startswith("not checked"))
         if self.short and any(v.missing for v in self.verdicts.values()):
             terminalreporter.write_line("(each failure is cut to one line; add --tb=long to see the full traceback)")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """An exercise that could not be checked fails the run, even when nothing failed."""
+        if exitstatus == 0 and any(not v.done and not v.missing for v in self.verdicts.values()):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -25,9 +25,15 @@ class SiteError(ValueError):
 
 @dataclass(frozen=True)
 class JobSettings:
-    """Per-job settings of a site: extra program arguments and, for the cat job, its bar."""
-    args: list[str] = field(default_factory=list)
-    error_rate_max: float | None = None
+    """A site's settings of one cluster job ([jobs.<name>]): the generic ones and the job's own (`values`)."""
+    cpus_per_task: int
+    env: dict[str, str] = field(default_factory=dict)  # environment of the job (the programs' knobs)
+    sbatch_args: list[str] = field(default_factory=list)  # more sbatch options for this job only
+    values: dict[str, Any] = field(default_factory=dict)  # the job's own keys (ClusterJob.settings), defaults filled
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"cpus_per_task": self.cpus_per_task, "env": dict(self.env), "sbatch_args": list(self.sbatch_args),
+                **self.values}
 
 
 @dataclass(frozen=True)
@@ -60,14 +66,16 @@ class Site:
     sbatch_args: list[str] = field(default_factory=list)
     venv_setup: list[str] = field(default_factory=list)
 
-    def sbatch_options(self) -> list[str]:
-        """The command-line overrides of the scripts' #SBATCH lines for this site."""
-        options = [f"--partition={self.partition}", f"--cpus-per-task={self.cpus_per_task}"]
+    def sbatch_options(self, job: str | None = None) -> list[str]:
+        """The command-line overrides of the scripts' #SBATCH lines for this site (and for `job`, if given)."""
+        settings = self.job(job) if job else None
+        cpus = settings.cpus_per_task if settings else self.cpus_per_task
+        options = [f"--partition={self.partition}", f"--cpus-per-task={cpus}"]
         if self.account:
             options.append(f"--account={self.account}")
         if self.reservation:
             options.append(f"--reservation={self.reservation}")
-        return options + list(self.sbatch_args)
+        return options + list(self.sbatch_args) + (list(settings.sbatch_args) if settings else [])
 
     def expand(self, text: str, **places: str | Path) -> str:
         """`{root}` is the repository (and `{name}` any of `places`); `$VAR` and `~` as a shell would."""
@@ -77,7 +85,11 @@ class Site:
         return os.path.expanduser(os.path.expandvars(text))
 
     def job(self, name: str) -> JobSettings:
-        return self.jobs.get(name, JobSettings())
+        """The settings of job `name`; a job the profile does not mention gets the defaults."""
+        if name in self.jobs:
+            return self.jobs[name]
+        return JobSettings(cpus_per_task=self.cpus_per_task,
+                           values={key: default for key, (_, default) in _job_schemas().get(name, {}).items()})
 
 
 # key -> (type, required); optional keys carry their default
@@ -91,10 +103,18 @@ _CACHES: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "prepare": (str, ...), "fastai_home": (str, ...), "torch_home": (str, ...), "block_network": (bool, ...),
 }
 _JOB: dict[str, tuple[type | tuple[type, ...], Any]] = {
-    "args": (list, []), "error_rate_max": ((int, float), None),
+    "cpus_per_task": (int, None), "env": (dict, {}), "sbatch_args": (list, []),
 }
 PREPARE_MODES = ("prefetch", "minipets")
-_KINDS = {int: "an integer", str: "a string", list: "a list", bool: "true or false", dict: "a table"}
+_KINDS = {int: "an integer", str: "a string", list: "a list", bool: "true or false", dict: "a table",
+          float: "a number"}
+
+
+def _job_schemas() -> dict[str, dict[str, tuple[Any, Any]]]:
+    """Each cluster job's own keys, as its exercise module declares them (harness/exercises/)."""
+    from harness.exercises import cluster_jobs
+
+    return {name: dict(job.settings) for name, (_, job) in cluster_jobs().items()}
 
 
 def _checked(table: dict[str, Any], schema: dict[str, tuple[Any, Any]], where: str, path: Path) -> dict[str, Any]:
@@ -110,10 +130,12 @@ def _checked(table: dict[str, Any], schema: dict[str, tuple[Any, Any]], where: s
     values = {}
     for key, (kind, default) in schema.items():
         value = table.get(key, default)
+        if kind is float:
+            kind = (int, float)
         if key in table and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
             wanted = _KINDS.get(kind, "a number")
             raise SiteError(f"{path}: key `{where}{key}` must be {wanted}, not {value!r}")
-        values[key] = list(value) if isinstance(value, list) else value
+        values[key] = list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value
     return values
 
 
@@ -131,10 +153,21 @@ def load(path: Path | str) -> Site:
     if caches.prepare not in PREPARE_MODES:
         raise SiteError(f"{path}: key `caches.prepare` must be one of {', '.join(PREPARE_MODES)}, not {caches.prepare!r}")
     jobs = {}
+    schemas = _job_schemas()
     for name, table in top.pop("jobs").items():
+        if name not in schemas:
+            close = difflib.get_close_matches(name, list(schemas), n=1)
+            hint = f"did you mean `jobs.{close[0]}`?" if close else f"known jobs: {', '.join(sorted(schemas))}"
+            raise SiteError(f"{path}: unknown job `jobs.{name}` ({hint})")
         if not isinstance(table, dict):
             raise SiteError(f"{path}: key `jobs.{name}` must be a table ([jobs.{name}])")
-        jobs[name] = JobSettings(**_checked(table, _JOB, f"jobs.{name}.", path))
+        values = _checked(table, {**_JOB, **schemas[name]}, f"jobs.{name}.", path)
+        env = values.pop("env")
+        if not all(isinstance(v, str) for v in env.values()):
+            raise SiteError(f"{path}: key `jobs.{name}.env` must map names to strings (quote numbers: \"2\")")
+        cpus = values.pop("cpus_per_task")
+        jobs[name] = JobSettings(cpus_per_task=top["cpus_per_task"] if cpus is None else cpus, env=env,
+                                 sbatch_args=values.pop("sbatch_args"), values=values)
     return Site(name=path.stem, path=path, caches=caches, jobs=jobs, **top)
 
 

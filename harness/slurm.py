@@ -20,6 +20,18 @@ FINISHED = frozenset({"COMPLETED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_F
                       "PREEMPTED", "DEADLINE", "SPECIAL_EXIT", "REVOKED"})
 FAILURES = FINISHED - {"COMPLETED"}
 PENDING = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"})
+# What a final state means for the person reading the verdict
+STATE_MEANING = {
+    "FAILED": "the program exited with an error (read the error file from the bottom)",
+    "TIMEOUT": "it ran past its time limit (--time) and Slurm ended it",
+    "OUT_OF_MEMORY": "it used more memory than the job may (--mem); ask for more, or make the program use less",
+    "NODE_FAIL": "a node of the job failed while it ran; the job is not at fault: submit it again",
+    "BOOT_FAIL": "a node could not be booted for the job; the job is not at fault: submit it again",
+    "PREEMPTED": "a job of higher priority took its nodes; submit it again (or ask for a requeue with --requeue)",
+    "CANCELLED": "it was cancelled (by its owner, an administrator or the harness)",
+    "DEADLINE": "it could not run before its deadline (--deadline)",
+}
+MAX_REQUEUES = 3  # a job requeued more often than this (node failures, preemption) is given up
 SHORT = {"PENDING": "PD", "CONFIGURING": "CF", "RUNNING": "R", "COMPLETING": "CG", "SUSPENDED": "S",
          "REQUEUED": "RQ", "RESIZING": "RS", "STOPPED": "ST", "SIGNALING": "SI", "STAGE_OUT": "SO"}
 # Growth of the pause between polls: this share of the seconds since the last change of state
@@ -77,6 +89,8 @@ class Job:
     given_up: str = ""  # why the harness cancelled it, if it did
     cancelled_at: float | None = None
     lost: bool = False  # Slurm no longer (or never) knew it
+    requeues: int = 0  # times it went back to the queue after it had started
+    pending_since: float | None = None  # when it (last) entered the queue: a requeue starts the wait anew
 
     @property
     def done(self) -> bool:
@@ -132,16 +146,16 @@ def submit(script: Path, *, name: str, tag: str, chdir: Path, results: Path, sit
            options: Iterable[str] = (), args: Iterable[str] = (), env: dict[str, str] | None = None,
            tries: int = 3, runner: Runner = subprocess.run, pause_s: float = 2.0) -> Job:
     """`sbatch --parsable` the script; a transient error is retried only if the job did not arrive."""
-    sbatch = require_sbatch()
     results.mkdir(parents=True, exist_ok=True)
     full_name = job_name(name, tag)
-    argv = [sbatch, "--parsable", f"--job-name={full_name}", f"--chdir={chdir}",
-            f"--output={results}/output.%j", f"--error={results}/error.%j"]
-    argv += (site.sbatch_options() if site is not None else []) + list(options) + [str(script)] + list(args)
+    argv = [f"--job-name={full_name}", f"--chdir={chdir}", f"--output={results}/output.%j",
+            f"--error={results}/error.%j"]
+    argv += (site.sbatch_options(name) if site is not None else []) + list(options) + [str(script)] + list(args)
     for attempt in range(1, tries + 1):
-        done = _run(argv, lambda a, **kw: runner(a, env=env, **kw))
-        if done.returncode == 0 and done.stdout.strip():
-            return Job(name=name, job_id=done.stdout.strip().split(";")[0], job_name=full_name)
+        done = run_sbatch(argv, env=env, runner=runner)
+        job_id = job_id_of(done)
+        if job_id:
+            return Job(name=name, job_id=job_id, job_name=full_name)
         message = (done.stderr or done.stdout).strip()
         if not any(sign.lower() in message.lower() for sign in TRANSIENT):
             raise SlurmError(_refusal(message, site))
@@ -158,6 +172,30 @@ def submit(script: Path, *, name: str, tag: str, chdir: Path, results: Path, sit
         if attempt < tries:
             time.sleep(pause_s * attempt)
     raise SlurmError(f"sbatch failed {tries} times with transient errors, last: {message.splitlines()[-1]}")
+
+
+TAG = r"\d{4}-\d{6}-[0-9a-f]{4}"  # a run tag: month, day, time, four hex digits (harness/cluster_run.new_tag)
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A job of an earlier harness run that is still in the queue."""
+    job_id: str
+    job_name: str
+    state: str
+
+
+def orphans(names: Iterable[str], tag: str = "", runner: Runner = subprocess.run) -> list[Orphan]:
+    """This user's queued or running jobs named `<name>-<run tag>` for a course job `name`, from runs other than
+    `tag`: what a harness killed with SIGKILL, or by a lost login session, left behind."""
+    pattern = re.compile(rf"^(?:{'|'.join(map(re.escape, names))})-({TAG})$")
+    listing = _run(["squeue", "--noheader", f"--user={getpass.getuser()}", "--format=%i %j %T"], runner)
+    found = []
+    for line in listing.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and (match := pattern.match(parts[1])) and match[1] != tag:
+            found.append(Orphan(*parts))
+    return found
 
 
 def cancel(jobs: Iterable[Job], tag: str | None = None, runner: Runner = subprocess.run) -> list[str]:
@@ -185,11 +223,35 @@ def seconds(text: str) -> int | None:
     return int(text) * 60 if text.isdigit() else None
 
 
+def record_fields(line: str) -> dict[str, str]:
+    """`Key=Value` pairs of one `scontrol --oneliner show ...` record (values may hold spaces)."""
+    return dict(re.findall(r"(?:^|\s)([A-Za-z][\w/:]*)=(.*?)(?=\s[A-Za-z][\w/:]*=|$)", line.strip()))
+
+
+def show(kind: str, name: str = "", runner: Runner = subprocess.run) -> list[dict[str, str]]:
+    """`scontrol --oneliner show <kind> [name]` as one dict per record ([] when Slurm does not know it)."""
+    done = _run(["scontrol", "--oneliner", "show", kind, *([name] if name else [])], runner)
+    return [record_fields(line) for line in done.stdout.splitlines() if line.strip()] if done.returncode == 0 else []
+
+
+def run_sbatch(args: Iterable[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
+               runner: Runner = subprocess.run) -> subprocess.CompletedProcess:
+    """`sbatch --parsable ARGS` as it is: the caller reads the job id (`job_id_of`) or the refusal."""
+    argv = [require_sbatch(), "--parsable", *map(str, args)]
+    return _run(argv, lambda a, **kw: runner(a, cwd=cwd, env=env, **kw))
+
+
+def job_id_of(done: subprocess.CompletedProcess) -> str | None:
+    """The job id in `sbatch --parsable`'s answer (`123` or `123;cluster`), None when it refused."""
+    job_id = done.stdout.strip().split(";")[0]
+    return job_id if done.returncode == 0 and job_id.isdigit() else None
+
+
 def parse_scontrol(text: str) -> dict[str, JobInfo]:
     """`scontrol --oneliner show job` output -> JobInfo per job id."""
     jobs = {}
     for line in text.splitlines():
-        fields = dict(re.findall(r"(?:^|\s)([A-Za-z][\w/:]*)=(.*?)(?=\s[A-Za-z][\w/:]*=|$)", line.strip()))
+        fields = record_fields(line)
         if "JobId" not in fields:
             continue
         jobs[fields["JobId"]] = JobInfo(
@@ -289,6 +351,10 @@ def wait(jobs: list[Job], *, time_margin_s: int = 120, pending_limit_s: int = 36
             job.exit_code, job.elapsed_s = info.exit_code, info.elapsed_s
             job.time_limit_s = info.time_limit_s or job.time_limit_s
             if (info.state, info.reason) != (job.state, job.reason):
+                if info.state in PENDING and job.state not in PENDING:
+                    job.pending_since = time.monotonic()
+                    if job.state not in ("SUBMITTED", ""):  # it had left the queue: Slurm put it back
+                        job.requeues += 1
                 job.state, job.reason = info.state, info.reason
                 token = _token(job)
                 if not job.history or job.history[-1] != token:
@@ -313,9 +379,14 @@ def wait(jobs: list[Job], *, time_margin_s: int = 120, pending_limit_s: int = 36
 def _give_up(job: Job, time_margin_s: int, pending_limit_s: int) -> str:
     """Why waiting longer for this job is pointless, or "" to keep waiting."""
     if job.state in PENDING:
+        if job.requeues > MAX_REQUEUES:
+            return f"requeued {job.requeues} times (node failures or preemption): giving up"
+        if job.state == "REQUEUE_HOLD":
+            return ("held after a requeue (REQUEUE_HOLD): it would stay in the queue until someone runs "
+                    f"`scontrol release {job.job_id}`")
         if never_clears(job.reason):
             return f"pending for a reason that will not clear: {job.reason}"
-        waited = time.monotonic() - job.submitted_at
+        waited = time.monotonic() - (job.pending_since or job.submitted_at)
         if waited > pending_limit_s:
             return f"still pending after {waited:.0f} s (limit {pending_limit_s} s): {job.reason}"
     elif job.time_limit_s is not None and job.elapsed_s > job.time_limit_s + time_margin_s:

@@ -40,8 +40,11 @@ CHECKS = {
     ''',
     "test_tunnel.py": '''
         import os, stat, subprocess
+        import pytest
 
         def test_tunnel_forwards_the_port(target_dir, tmp_path):
+            if os.environ.get("SELFCHECK_NO_SSHD"):
+                pytest.skip("`/usr/sbin/sshd` not found: install the Debian package openssh-server")
             fake = tmp_path / "ssh"
             fake.write_text("#!/bin/sh\\necho ssh \\"$@\\"\\n")
             fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
@@ -51,7 +54,7 @@ CHECKS = {
             assert run.returncode == 0, f"tunnel.sh failed: {run.stderr}"
             assert "-L" in run.stdout and "9999" in run.stdout
     ''',
-    "test_cats_accuracy.py": '''
+    "test_cats.py": '''
         def test_accuracy_bar(target_dir):
             accuracy = 0.42 if target_dir.name == "exercises" else 0.95
             assert accuracy >= 0.9, f"validation accuracy {accuracy} is below the bar 0.9\\nsecond line"
@@ -63,7 +66,8 @@ CHECKS = {
 }
 
 
-def run_checks(tmp_path: Path, *args: str, tree: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_checks(tmp_path: Path, *args: str, tree: Path | None = None,
+               **env_extra: str) -> subprocess.CompletedProcess[str]:
     folder = tmp_path / "checks"
     folder.mkdir(exist_ok=True)
     for name, text in CHECKS.items():
@@ -73,6 +77,7 @@ def run_checks(tmp_path: Path, *args: str, tree: Path | None = None) -> subproce
     env.update(PYTHONPATH=str(ROOT), COLUMNS="200")
     if tree is not None:
         env["SELFCHECK_TREE"] = str(tree)
+    env.update(env_extra)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "harness.plugin", "-p", "no:cacheprovider", "-ra", "-c",
          str(folder / "pytest.ini"), "--rootdir", str(folder), str(folder), *args],
@@ -110,6 +115,18 @@ def test_finished_exercises_are_done(tmp_path: Path) -> None:
         "Exercise 1: matrix multiply: done",
         "Exercise 2: cat classifier: done",
         "Exercise 3: TensorBoard through an SSH tunnel: done",
+    ], run.stdout
+
+
+def test_a_check_that_could_not_run_is_not_checked_and_fails_the_run(tmp_path: Path) -> None:
+    """Nothing failed, but the tunnel's check could not run: that exercise is not done, and the run must say so."""
+    run = run_checks(tmp_path, "--target", "exercises", tree=ROOT / "solutions", SELFCHECK_NO_SSHD="1")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert summary(run.stdout)[:3] == [
+        "Exercise 1: matrix multiply: done",
+        "Exercise 2: cat classifier: done",
+        "Exercise 3: TensorBoard through an SSH tunnel: not checked: `/usr/sbin/sshd` not found: install the Debian "
+        "package openssh-server",
     ], run.stdout
 
 

@@ -36,11 +36,13 @@ def test_shipped_profiles_load_with_the_course_settings():
     assert jureca.gpus_per_node == 4 and jureca.gpus_real and jureca.cpus_per_task == 128
     assert jureca.setup[:2] == ["module load Stages/2024", "module load GCC OpenMPI PyTorch"]
     assert "activate.sh" in jureca.setup[2]
-    assert jureca.job("cats").error_rate_max == 0.02
+    assert jureca.job("cats").values["error_rate_max"] == 0.02
     assert "--reservation=training2441" in jureca.sbatch_options()
+    assert "--cpus-per-task=1" in jureca.sbatch_options("matrix") and "--cpus-per-task=128" in jureca.sbatch_options("cats")
     local = sites.load(SHIPPED / "local.toml")
-    assert not local.gpus_real and local.caches.prepare == "minipets" and local.job("cats").error_rate_max <= 0.1
-    assert local.job("cats").args[:4] == ["--size", "64", "--epochs", "2"]
+    assert not local.gpus_real and local.caches.prepare == "minipets" and local.job("cats").values["error_rate_max"] <= 0.1
+    assert local.job("cats").env == {"EPOCHS": "3", "SIZE": "32"} and local.account == "training2441"
+    assert local.job("cats").cpus_per_task == 2, "the local cat job needs more than one core, so the check has teeth"
 
 
 def test_missing_key_names_file_and_key(tmp_path):
@@ -63,6 +65,20 @@ def test_misspelt_nested_key_names_its_table(tmp_path):
     with pytest.raises(SiteError) as error:
         sites.load(path)
     assert one_line(error) == f"{path}: unknown key `jobs.cats.error_rate_maxi` (did you mean `jobs.cats.error_rate_max`?)"
+
+
+def test_unknown_job_names_the_known_ones(tmp_path):
+    path = write(tmp_path, "jobs", good_profile() + "\n[jobs.catz]\nenv = {}\n")
+    with pytest.raises(SiteError) as error:
+        sites.load(path)
+    assert one_line(error) == f"{path}: unknown job `jobs.catz` (did you mean `jobs.cats`?)"
+
+
+def test_job_knobs_must_be_strings(tmp_path):
+    path = write(tmp_path, "knobs", good_profile().replace('env = { EPOCHS = "3", SIZE = "32" }', 'env = { EPOCHS = 3 }'))
+    with pytest.raises(SiteError) as error:
+        sites.load(path)
+    assert one_line(error) == f'{path}: key `jobs.cats.env` must map names to strings (quote numbers: "2")'
 
 
 def test_wrong_type_is_one_line(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import tunnel as parts
-from harness.fixtures_tunnel import require_ssh_parts
+from harness.exercises.tunnel import require_ssh_parts
 from harness.requires import require
 
 SCRIPTS = {"tensorboard.sh": [], "tunnel.sh": ["student@127.0.0.1"]}  # each with the arguments a student gives

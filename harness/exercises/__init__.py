@@ -85,8 +85,8 @@ def cluster_jobs(days: tuple[int, ...] | None = None) -> dict[str, tuple[Exercis
 
 def exercise_of_test(nodeid: str) -> Exercise | None:
     """The exercise whose self-check a test (by pytest node id) belongs to, if any."""
-    module = nodeid.split("::", 1)[0].replace("\\", "/")
+    module = Path(nodeid.split("::", 1)[0].replace("\\", "/")).name
     for exercise in all_exercises():
-        if any(module == test or module.endswith("/" + test) for test in exercise.tests):
+        if any(module == Path(test).name for test in exercise.tests):
             return exercise
     return None

@@ -1,26 +1,42 @@
 #!/usr/bin/env bash
-# Start a one-machine Slurm cluster shaped like JURECA-DC, so the course's batch scripts run here unchanged.
+# Start a one-machine Slurm cluster as strict as JURECA-DC, so the course's batch scripts run here unchanged and
+# their mistakes show here as they would there.
 #
 #   sudo bash slurm/local-cluster/start.sh      # start (or check) the cluster; safe to run again
-#   sudo bash slurm/local-cluster/stop.sh       # stop exactly the daemons started here
+#   sudo bash slurm/local-cluster/stop.sh       # stop exactly the daemons started here (--purge: and its state)
 #
 # What it sets up, all of it under one state folder ($COURSE_SLURM_STATE, default /tmp/course-slurm):
-#   munged (own key and socket), slurmctld and slurmd for this machine; partition dc-gpu (the default);
-#   GRES gpu:4 backed by character-device stand-ins; reservation training2441 for root (and $SUDO_USER);
-#   Lmod module files named like JSC's (Stages/2024, GCC, OpenMPI, Python, PyTorch) that expose the
-#   project's Python environment (.venv) on the compute node, and a task prolog that makes `module`
-#   work inside batch scripts.
-# Outside the state folder it only installs missing apt packages and links /etc/slurm/slurm.conf to the
-# state folder's slurm.conf, because every Slurm command (sbatch, squeue, scontrol) reads that path.
+#   munged (own key and socket); MariaDB (private datadir, own socket, a loopback port) and slurmdbd for
+#   accounting, with the account training2441 whose members are the course users; slurmctld and two slurmd,
+#   the compute nodes dc01 and dc02 of partition dc-gpu (the default), each with GRES gpu:4 backed by
+#   character-device stand-ins; cores bound per task (srun needs SRUN_CPUS_PER_TASK, as on JURECA); memory
+#   enforced; the reservation training2441 for the course users (never root); Lmod module files named like
+#   JSC's (Stages/2024, GCC, OpenMPI, Python, PyTorch) that expose the project's Python environment (.venv)
+#   on the compute nodes, and a task prolog that makes `module` work inside batch scripts.
+# Outside the state folder: missing apt packages; the link /etc/slurm/slurm.conf -> the state folder's
+# slurm.conf, because every Slurm command reads that path; the course user `course` (useradd) when missing;
+# a marked block in /etc/hosts that names the nodes as JSC does (dc01, and dc01i for its InfiniBand address).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 STATE=${COURSE_SLURM_STATE:-/tmp/course-slurm}
+CLUSTER=course-local
 RESERVATION=training2441
+ACCOUNT=training2441
 PARTITION=dc-gpu
+NODES=(dc01 dc02)
+COURSE_USER=course   # always a course user, also when nobody ran this through sudo
 WAIT_S=${COURSE_SLURM_WAIT_S:-90}
+CTLD_PORT=${COURSE_SLURM_CTLD_PORT:-6817}
+DC01_PORT=${COURSE_SLURM_SLURMD_PORT:-6818}
+DBD_PORT=${COURSE_SLURM_DBD_PORT:-6819}
+DC02_PORT=${COURSE_SLURM_SLURMD2_PORT:-6820}
+DB_PORT=${COURSE_SLURM_DB_PORT:-6821}
 SYSTEM_CONF=/etc/slurm/slurm.conf
+HOSTS=/etc/hosts
+HOSTS_BEGIN="# >>> course local Slurm cluster: written by slurm/local-cluster/start.sh, removed by stop.sh >>>"
+HOSTS_END="# <<< course local Slurm cluster <<<"
 LMOD_INIT=/usr/share/lmod/lmod/init/bash
 GCC_VERSION=12.3.0   # the versions JSC's Stages/2024 carries
 MPI_VERSION=4.1.5
@@ -28,21 +44,22 @@ MPI_VERSION=4.1.5
 die() { echo "start.sh: error: $*" >&2; exit 1; }
 say() { echo "start.sh: $*"; }
 
-[[ $(id -u) -eq 0 ]] || die "needs root (daemons, mknod, /etc/slurm): run: sudo bash $0"
+[[ $(id -u) -eq 0 ]] || die "needs root (daemons, mknod, /etc/slurm, /etc/hosts): run: sudo bash $0"
 [[ $STATE == /* ]] || die "COURSE_SLURM_STATE must be an absolute path, not '$STATE'"
 
 # --- packages -------------------------------------------------------------------------------------------
+PACKAGES=(slurm-wlm slurmdbd mariadb-server munge lmod)
 missing=()
-command -v slurmctld >/dev/null || missing+=(slurmctld)
-command -v slurmd >/dev/null || missing+=(slurmd)
-command -v sbatch >/dev/null || missing+=(slurm-client)
-command -v munged >/dev/null || missing+=(munge)
+for cmd in slurmctld slurmd sbatch sacctmgr slurmdbd munged mariadbd mariadb-install-db mariadb; do
+    command -v "$cmd" >/dev/null || [[ -x /usr/sbin/$cmd ]] || missing+=("$cmd")
+done
 [[ -f $LMOD_INIT ]] || missing+=(lmod)
 if ((${#missing[@]})); then
-    say "installing ${missing[*]} (apt)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends slurm-wlm munge lmod >/dev/null \
-        || die "apt-get install slurm-wlm munge lmod failed (network or apt sources?)"
+    say "missing ${missing[*]}: installing ${PACKAGES[*]} (apt)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${PACKAGES[@]}" >/dev/null \
+        || die "apt-get install ${PACKAGES[*]} failed (network or apt sources?)"
 fi
+export PATH=$PATH:/usr/sbin:/sbin
 
 # --- the project's Python environment, which the PyTorch module exposes -------------------------------
 VENV_PY=$ROOT/.venv/bin/python
@@ -54,25 +71,66 @@ PY_VERSION=$("$PYTHON_REAL" -c 'import platform; print(platform.python_version()
 TORCH_VERSION=$("$VENV_PY" -c 'from importlib.metadata import version; print(version("torch").split("+")[0])' \
     2>/dev/null) || die "torch is not installed in $ROOT/.venv: run ./setup.sh first"
 
+# --- the course users: jobs run as them, never as root ------------------------------------------------
+if ! id -u "$COURSE_USER" >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/bash "$COURSE_USER" || die "useradd $COURSE_USER failed"
+    say "created the user $COURSE_USER"
+fi
+USERS=("$COURSE_USER")
+if [[ -n ${SUDO_USER:-} && $SUDO_USER != root && $SUDO_USER != "$COURSE_USER" ]] && id -u "$SUDO_USER" >/dev/null 2>&1
+then
+    USERS+=("$SUDO_USER")
+fi
+USERS_CSV=$(IFS=,; echo "${USERS[*]}")
+# The modules hand the project's environment to the course users' jobs: they must be able to read it.
+for u in "${USERS[@]}"; do
+    runuser -u "$u" -- test -x "$PYTHON_REAL" -a -r "$VENV_SITE/torch/__init__.py" \
+        || die "user $u cannot read the project environment ($PYTHON_REAL, $VENV_SITE): make $ROOT readable (chmod o+rX)"
+done
+
 # --- the state folder ---------------------------------------------------------------------------------
-mkdir -p "$STATE"/{etc,log,run,ctld,slurmd,munge,dev,python-bin}
-chmod 755 "$STATE"
+mkdir -p "$STATE"/{etc,log,run,ctld,munge,python-bin} "${NODES[@]/#/$STATE/slurmd/}" "${NODES[@]/#/$STATE/dev/}"
+chmod 755 "$STATE" "$STATE"/{etc,log,run}
 chmod 755 "$STATE/munge"  # users reach munged through its socket; the key inside stays 0600
 export SLURM_CONF=$STATE/etc/slurm.conf
+printf '%s\n' "${USERS[@]}" >"$STATE/etc/users.new" && mv "$STATE/etc/users.new" "$STATE/etc/users"
+chmod 644 "$STATE/etc/users"
 
 HOST=$(hostname -s)
-# `slurmd -C` prints this machine's real layout (CPUs, sockets, cores, threads, memory); the node is
-# declared with it so a job asking for more than the machine has (JURECA's 128 cores) is rejected.
-NODE_LINE=$(slurmd -C | head -n 1 | sed -e 's/^NodeName=//' -e 's/ *$//')
-[[ $NODE_LINE == "$HOST "* ]] || die "slurmd -C names the node '${NODE_LINE%% *}', hostname -s says '$HOST'"
-# Declare 90 % of the memory: slurmd marks a node invalid if it reports less than configured.
-if [[ $NODE_LINE =~ RealMemory=([0-9]+) ]]; then
-    NODE_LINE=${NODE_LINE/RealMemory=${BASH_REMATCH[1]}/RealMemory=$((BASH_REMATCH[1] * 9 / 10))}
+# `slurmd -C` prints this machine's real layout. Each node is declared with the machine's real CPU count, as
+# that many sockets of one core (so TaskPluginParam=Cores binds a task to exactly the cores it asked for), and
+# 45 % of the memory: both slurmd report the whole machine, and slurmd drains a node that reports less than
+# configured. A job asking for more than a node has (JURECA's 128 cores) is rejected at submission.
+HW=$(slurmd -C | head -n 1)
+[[ $HW == "NodeName=$HOST "* ]] || die "slurmd -C names the node '${HW%% *}', hostname -s says '$HOST'"
+[[ $HW =~ CPUs=([0-9]+) ]] || die "slurmd -C prints no CPUs= ($HW)"
+CPUS=${BASH_REMATCH[1]}
+[[ $HW =~ RealMemory=([0-9]+) ]] || die "slurmd -C prints no RealMemory= ($HW)"
+NODE_MEM=$((BASH_REMATCH[1] * 45 / 100))
+NODE_HW="CPUs=$CPUS Boards=1 SocketsPerBoard=$CPUS CoresPerSocket=1 ThreadsPerCore=1 RealMemory=$NODE_MEM"
+MEM_PER_CPU=$((NODE_MEM / CPUS))
+
+# Memory enforcement: task/cgroup where this machine has a writable cgroup-v1 memory controller (the kernel
+# kills a job over --mem and Slurm records OUT_OF_MEMORY); else slurmstepd's own polling kills it.
+CGROUP_MEM=/sys/fs/cgroup/memory
+if [[ -z ${COURSE_SLURM_NO_CGROUP:-} && -f $CGROUP_MEM/memory.limit_in_bytes ]] \
+    && mkdir -p "$CGROUP_MEM/course-slurm-probe" 2>/dev/null && rmdir "$CGROUP_MEM/course-slurm-probe"; then
+    TASK_PLUGIN=task/cgroup,task/affinity
+    MEMORY_KILL="# memory is enforced by task/cgroup (cgroup.conf)"
+else
+    TASK_PLUGIN=task/affinity
+    MEMORY_KILL="JobAcctGatherParams=OverMemoryKill"
 fi
 
-render() {  # render TEMPLATE DEST: fill in the @NAME@ placeholders
-    sed -e "s|@STATE@|$STATE|g" -e "s|@HOST@|$HOST|g" -e "s|@NODE_LINE@|$NODE_LINE|g" \
-        -e "s|@CTLD_PORT@|${COURSE_SLURM_CTLD_PORT:-6817}|g" -e "s|@SLURMD_PORT@|${COURSE_SLURM_SLURMD_PORT:-6818}|g" \
+DB_PASS_FILE=$STATE/etc/db-password
+[[ -s $DB_PASS_FILE ]] || (umask 077 && head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DB_PASS_FILE")
+DB_PASS=$(cat "$DB_PASS_FILE")
+
+render() {  # render TEMPLATE DEST: fill in the @NAME@ placeholders; false when DEST did not change
+    sed -e "s|@STATE@|$STATE|g" -e "s|@HOST@|$HOST|g" -e "s|@CLUSTER@|$CLUSTER|g" -e "s|@NODE_HW@|$NODE_HW|g" \
+        -e "s|@MEM_PER_CPU@|$MEM_PER_CPU|g" -e "s|@TASK_PLUGIN@|$TASK_PLUGIN|g" -e "s|@MEMORY_KILL@|$MEMORY_KILL|g" \
+        -e "s|@CTLD_PORT@|$CTLD_PORT|g" -e "s|@DBD_PORT@|$DBD_PORT|g" -e "s|@DB_PORT@|$DB_PORT|g" \
+        -e "s|@DC01_PORT@|$DC01_PORT|g" -e "s|@DC02_PORT@|$DC02_PORT|g" -e "s|@DB_PASS@|$DB_PASS|g" \
         -e "s|@LMOD_INIT@|$LMOD_INIT|g" -e "s|@MODULEROOT@|$STATE/modulefiles|g" \
         -e "s|@GCC_VERSION@|$GCC_VERSION|g" -e "s|@MPI_VERSION@|$MPI_VERSION|g" \
         -e "s|@PY_VERSION@|$PY_VERSION|g" -e "s|@TORCH_VERSION@|$TORCH_VERSION|g" \
@@ -81,17 +139,26 @@ render() {  # render TEMPLATE DEST: fill in the @NAME@ placeholders
     mv "$2.new" "$2"
 }
 
-changed=0
-render "$HERE/slurm.conf.in" "$STATE/etc/slurm.conf" && changed=1
-render "$HERE/gres.conf.in" "$STATE/etc/gres.conf" && changed=1
+ctl_changed=0 dbd_changed=0
+render "$HERE/slurm.conf.in" "$STATE/etc/slurm.conf" && ctl_changed=1
+render "$HERE/gres.conf.in" "$STATE/etc/gres.conf" && ctl_changed=1
+render "$HERE/cgroup.conf.in" "$STATE/etc/cgroup.conf" && ctl_changed=1
+(umask 077 && render "$HERE/slurmdbd.conf.in" "$STATE/etc/slurmdbd.conf") && dbd_changed=1
+db_changed=0
+render "$HERE/mariadb.cnf.in" "$STATE/etc/mariadb.cnf" && db_changed=1
+chmod 600 "$STATE/etc/slurmdbd.conf"   # slurmdbd refuses a readable one: it holds the database password
+chmod 644 "$STATE/etc/slurm.conf" "$STATE/etc/gres.conf" "$STATE/etc/cgroup.conf" "$STATE/etc/mariadb.cnf"
 render "$HERE/task-prolog.sh.in" "$STATE/etc/task-prolog.sh" || true
 chmod 755 "$STATE/etc/task-prolog.sh"
 # An empty plugstack.conf beside slurm.conf keeps the daemons from reading one meant for another cluster.
 : >"$STATE/etc/plugstack.conf"
 
-# The "GPUs": character devices with the numbers of /dev/null.
-for i in 0 1 2 3; do
-    [[ -c $STATE/dev/nvidia$i ]] || mknod "$STATE/dev/nvidia$i" c 1 3 || die "mknod $STATE/dev/nvidia$i failed"
+# The "GPUs": per node four character devices with the numbers of /dev/null.
+for node in "${NODES[@]}"; do
+    for i in 0 1 2 3; do
+        dev=$STATE/dev/$node/nvidia$i
+        [[ -c $dev ]] || mknod "$dev" c 1 3 || die "mknod $dev failed"
+    done
 done
 
 # Module tree, JSC layout: Core -> Stages/2024/Core -> Compiler/GCC/<v> -> MPI/GCC/<v>/OpenMPI/<v>.
@@ -111,6 +178,7 @@ if [[ ! -x $PYTHON_BIN/python ]]; then
     sed -i "s|^prepend_path(\"PATH\", \"$PYTHON_BIN\")|&\nprepend_path(\"PATH\", \"$STATE/python-bin\")|" \
         "$MODS/Stages/2024/Core/Python/$PY_VERSION.lua"
 fi
+chmod -R a+rX "$MODS" "$STATE/python-bin"
 
 # --- /etc/slurm/slurm.conf -> the state folder ----------------------------------------------------------
 mkdir -p "$(dirname "$SYSTEM_CONF")"
@@ -119,14 +187,46 @@ if [[ -e $SYSTEM_CONF && ! -L $SYSTEM_CONF ]]; then
 fi
 [[ $(readlink "$SYSTEM_CONF" 2>/dev/null) == "$SLURM_CONF" ]] || ln -sfn "$SLURM_CONF" "$SYSTEM_CONF"
 
+# --- /etc/hosts: the nodes by name, and by their "InfiniBand" name as at JSC (jrc0001 -> jrc0001i) -------
+hosts_line="127.0.0.1"
+for node in "${NODES[@]}"; do hosts_line+=" $node ${node}i"; done
+hosts_now=$(cat "$HOSTS")
+hosts_other=$(awk -v b="$HOSTS_BEGIN" -v e="$HOSTS_END" '$0 == b {skip = 1} !skip {print} $0 == e {skip = 0}' "$HOSTS")
+hosts_want=$(printf '%s\n%s\n%s\n%s' "$hosts_other" "$HOSTS_BEGIN" "$hosts_line" "$HOSTS_END")
+# Written in place (not replaced): in a container /etc/hosts is often a mounted file.
+[[ $hosts_now == "$hosts_want" ]] || printf '%s\n' "$hosts_want" >"$HOSTS" || die "cannot write $HOSTS"
+
 # --- daemons --------------------------------------------------------------------------------------------
 alive() { [[ -s $STATE/run/$1.pid ]] && kill -0 "$(cat "$STATE/run/$1.pid")" 2>/dev/null; }
 log_tail() { echo "--- last lines of $STATE/log/$1.log ---" >&2; tail -n 20 "$STATE/log/$1.log" >&2 2>/dev/null || true; }
+stop_daemon() {  # stop_daemon NAME: SIGTERM, wait up to 10 s
+    alive "$1" || return 0
+    local pid; pid=$(cat "$STATE/run/$1.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$STATE/run/$1.pid"
+}
+wait_for() {  # wait_for WHAT LOG COMMAND...: until COMMAND succeeds, at most WAIT_S
+    local what=$1 log=$2 deadline=$((SECONDS + WAIT_S)); shift 2
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || { log_tail "$log"; die "$what after ${WAIT_S}s"; }
+        sleep 0.3
+    done
+}
 
-if ((changed)) && { alive slurmctld || alive slurmd; }; then
-    say "configuration changed: restarting slurmctld and slurmd"
-    for d in slurmd slurmctld; do alive "$d" && kill "$(cat "$STATE/run/$d.pid")"; done
-    for _ in $(seq 50); do alive slurmd || alive slurmctld || break; sleep 0.2; done
+if ((ctl_changed)) && { alive slurmctld || alive slurmd.dc01 || alive slurmd.dc02; }; then
+    say "configuration changed: restarting slurmctld and both slurmd"
+    # The controller first: stopping it with its nodes already gone makes it wait for messages it cannot send.
+    for d in slurmctld slurmd.dc01 slurmd.dc02 slurmd; do stop_daemon "$d"; done
+fi
+if ((dbd_changed || db_changed)) && alive slurmdbd; then
+    say "slurmdbd.conf or mariadb.cnf changed: restarting slurmdbd"
+    stop_daemon slurmdbd
+fi
+if ((db_changed)) && alive mariadbd; then
+    say "mariadb.cnf changed: restarting mariadbd"
+    stop_daemon mariadbd
 fi
 
 if ! alive munged; then
@@ -142,52 +242,105 @@ fi
 munge -S "$STATE/munge/munge.socket" -n </dev/null | unmunge -S "$STATE/munge/munge.socket" >/dev/null \
     || { log_tail munged; die "munge does not answer on $STATE/munge/munge.socket"; }
 
+# MariaDB for slurmdbd (etc/mariadb.cnf): a private datadir, its own socket, a loopback port.
+DB_DIR=$STATE/mariadb DB_SOCK=$STATE/run/mariadb.sock
+sql() { mariadb --no-defaults --socket="$DB_SOCK" --user=root --batch --skip-column-names "$@"; }
+if [[ ! -d $DB_DIR/mysql ]]; then
+    rm -rf "$DB_DIR"
+    mkdir -p "$DB_DIR"
+    mariadb-install-db --no-defaults --user=root --datadir="$DB_DIR" --auth-root-authentication-method=socket \
+        --skip-test-db >"$STATE/log/mariadb-install-db.log" 2>&1 \
+        || { log_tail mariadb-install-db; die "mariadb-install-db into $DB_DIR failed"; }
+    chmod 700 "$DB_DIR"
+fi
+if ! alive mariadbd; then
+    rm -f "$DB_SOCK"
+    setsid mariadbd --defaults-file="$STATE/etc/mariadb.cnf" </dev/null >/dev/null 2>&1 &
+    wait_for "mariadbd does not answer on $DB_SOCK" mariadb sql -e 'SELECT 1'
+    say "mariadbd started (port $DB_PORT)"
+fi
+sql <<SQL || die "could not create the database user slurm (see $STATE/log/mariadb.log)"
+CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
+ALTER USER 'slurm'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
+GRANT ALL PRIVILEGES ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';
+SQL
+
+if ! alive slurmdbd; then
+    slurmdbd || { log_tail slurmdbd; die "slurmdbd did not start"; }
+    wait_for "slurmdbd does not answer sacctmgr" slurmdbd sacctmgr -n -P list cluster
+    say "slurmdbd started (port $DBD_PORT)"
+fi
+
+# Associations, as on JURECA: the project's account with the course users as its members; root is not one.
+has() { [[ -n $(sacctmgr -n -P "$@" 2>/dev/null) ]]; }
+has list cluster name="$CLUSTER" format=cluster || sacctmgr -i add cluster "$CLUSTER" >/dev/null \
+    || die "sacctmgr add cluster $CLUSTER failed"
+has list account name="$ACCOUNT" format=account || sacctmgr -i add account "$ACCOUNT" Cluster="$CLUSTER" \
+    Description="course project" Organization=jsc >/dev/null || die "sacctmgr add account $ACCOUNT failed"
+for u in "${USERS[@]}"; do
+    has list assoc cluster="$CLUSTER" account="$ACCOUNT" user="$u" format=user \
+        || sacctmgr -i add user "$u" Account="$ACCOUNT" DefaultAccount="$ACCOUNT" Cluster="$CLUSTER" >/dev/null \
+        || die "sacctmgr add user $u to account $ACCOUNT failed"
+done
+if has list assoc cluster="$CLUSTER" account="$ACCOUNT" user=root format=user; then
+    sacctmgr -i remove user root Account="$ACCOUNT" Cluster="$CLUSTER" >/dev/null || true
+fi
+
 if ! alive slurmctld; then
     # -i: start even if saved state from an earlier run cannot be read.
     slurmctld -i -f "$SLURM_CONF" || { log_tail slurmctld; die "slurmctld did not start"; }
-    say "slurmctld started"
+    say "slurmctld started (port $CTLD_PORT)"
 fi
-if ! alive slurmd; then
-    slurmd -f "$SLURM_CONF" || { log_tail slurmd; die "slurmd did not start"; }
-    say "slurmd started"
-fi
+for node in "${NODES[@]}"; do
+    if ! alive "slurmd.$node"; then
+        slurmd -N "$node" -f "$SLURM_CONF" || { log_tail "slurmd.$node"; die "slurmd -N $node did not start"; }
+        say "slurmd for node $node started"
+    fi
+done
 
-# --- wait until the controller answers and the node is usable -------------------------------------------
+# --- wait until the controller answers and both nodes are usable ----------------------------------------
 deadline=$((SECONDS + WAIT_S))
 until scontrol ping 2>/dev/null | grep -q 'is UP'; do
     ((SECONDS < deadline)) || { log_tail slurmctld; die "slurmctld does not answer scontrol ping after ${WAIT_S}s"; }
-    sleep 0.5
+    sleep 0.3
 done
-node_state() { scontrol show node "$HOST" 2>/dev/null | sed -n 's/.*State=\([A-Z+_]*\).*/\1/p' | head -n 1; }
-resumed=0
-while true; do
-    state=$(node_state)
-    case $state in
-        IDLE* | MIXED* | ALLOCATED*) break ;;
-        DOWN* | DRAIN*)
-            if ((!resumed)); then scontrol update NodeName="$HOST" State=RESUME 2>/dev/null || true; resumed=1; fi ;;
-    esac
-    if ((SECONDS >= deadline)); then
-        scontrol show node "$HOST" >&2 || true
-        log_tail slurmd
-        die "node $HOST is '${state:-unknown}', not idle, after ${WAIT_S}s"
-    fi
-    sleep 0.5
+node_state() { scontrol show node "$1" 2>/dev/null | sed -n 's/.*State=\([A-Z+_]*\).*/\1/p' | head -n 1; }
+for node in "${NODES[@]}"; do
+    resumed=0
+    while true; do
+        state=$(node_state "$node")
+        case $state in
+            IDLE* | MIXED* | ALLOCATED*) break ;;
+            DOWN* | DRAIN*)
+                if ((!resumed)); then scontrol update NodeName="$node" State=RESUME 2>/dev/null || true; resumed=1; fi ;;
+        esac
+        if ((SECONDS >= deadline)); then
+            scontrol show node "$node" >&2 || true
+            log_tail "slurmd.$node"
+            die "node $node is '${state:-unknown}', not idle, after ${WAIT_S}s"
+        fi
+        sleep 0.3
+    done
 done
 
 # --- the course's reservation --------------------------------------------------------------------------
-# MAGNETIC: jobs of the reservation's users land in it even without --reservation, so the one node stays
-# usable for jobs that do not name it (on JURECA those would run on the nodes outside the reservation).
-users=root
-[[ -n ${SUDO_USER:-} && ${SUDO_USER} != root ]] && users+=",$SUDO_USER"
-if ! scontrol show reservation "$RESERVATION" >/dev/null 2>&1; then
-    scontrol create reservation ReservationName="$RESERVATION" Users="$users" Nodes="$HOST" \
+# MAGNETIC: jobs of the reservation's users land in it even without --reservation. Only the course users are
+# in it, not root: as on JURECA, nobody computes as root.
+nodes_csv=$(IFS=,; echo "${NODES[*]}")
+if ! resv=$(scontrol show reservation "$RESERVATION" -o 2>/dev/null); then
+    scontrol create reservation ReservationName="$RESERVATION" Users="$USERS_CSV" Nodes="$nodes_csv" \
         PartitionName="$PARTITION" StartTime=now Duration=infinite Flags=MAGNETIC,IGNORE_JOBS >/dev/null \
         || die "could not create reservation $RESERVATION (see $STATE/log/slurmctld.log)"
-    say "reservation $RESERVATION created for $users"
+    say "reservation $RESERVATION created for $USERS_CSV"
+elif [[ ! $resv =~ (^| )Users=$USERS_CSV( |$) ]]; then
+    scontrol update ReservationName="$RESERVATION" Users="$USERS_CSV" >/dev/null \
+        || die "could not set the users of reservation $RESERVATION to $USERS_CSV"
+    say "reservation $RESERVATION now for $USERS_CSV"
 fi
 
-say "cluster is up: node $HOST ($(node_state)), partition $PARTITION, gres gpu:4, reservation $RESERVATION"
+say "cluster is up: nodes ${NODES[*]} ($(node_state dc01), $(node_state dc02)), partition $PARTITION, gres gpu:4 each," \
+    "account and reservation $RESERVATION for $USERS_CSV"
 say "state, logs and configuration: $STATE (slurm.conf linked from $SYSTEM_CONF)"
-say "use it:  sinfo; sbatch --chdir=DIR slurm/jureca-matrix.sbatch; squeue; scontrol show job ID;" \
-    "stop: bash $HERE/stop.sh"
+say "use it as the course user:  runuser -u $COURSE_USER -- sbatch --chdir=DIR slurm/jureca-matrix.sbatch;" \
+    "squeue --me; sacct; stop: sudo bash $HERE/stop.sh"

@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# Stop the local test cluster started by start.sh: cancel its jobs, delete the course reservation, and end
-# exactly the daemons whose pid files are in the state folder (slurmd, slurmctld, munged).
+# Stop the local test cluster started by start.sh: cancel its jobs, delete the course reservation, end exactly
+# the daemons whose pid files are in the state folder (slurmd of dc01 and dc02, slurmctld, slurmdbd, mariadbd,
+# munged), and take back what start.sh put outside it (the /etc/slurm/slurm.conf link, the /etc/hosts block).
+# The course user stays (it may own files elsewhere).
 #
-#   sudo bash slurm/local-cluster/stop.sh            # stop; keep logs and job state for a look afterwards
+#   sudo bash slurm/local-cluster/stop.sh            # stop; keep logs, job state and accounting for a look
 #   sudo bash slurm/local-cluster/stop.sh --purge    # stop and delete the whole state folder
 set -euo pipefail
 
 STATE=${COURSE_SLURM_STATE:-/tmp/course-slurm}
 RESERVATION=training2441
 SYSTEM_CONF=/etc/slurm/slurm.conf
+HOSTS=/etc/hosts
+HOSTS_BEGIN="# >>> course local Slurm cluster: written by slurm/local-cluster/start.sh, removed by stop.sh >>>"
+HOSTS_END="# <<< course local Slurm cluster <<<"
+# In stopping order: the nodes first, the database last but munged (everyone authenticates through it).
+# "slurmd" alone is the one node of earlier versions of start.sh.
+DAEMONS=(slurmd.dc01 slurmd.dc02 slurmd slurmctld slurmdbd mariadbd munged)
 purge=0
 case ${1:-} in
     "") ;;
@@ -17,7 +25,18 @@ case ${1:-} in
 esac
 
 [[ $(id -u) -eq 0 ]] || { echo "stop.sh: error: needs root: run: sudo bash $0" >&2; exit 1; }
+export PATH=$PATH:/usr/sbin:/sbin
+
+remove_hosts_block() {
+    grep -qxF "$HOSTS_BEGIN" "$HOSTS" 2>/dev/null || return 0
+    local rest
+    rest=$(awk -v b="$HOSTS_BEGIN" -v e="$HOSTS_END" '$0 == b {skip = 1} !skip {print} $0 == e {skip = 0}' "$HOSTS")
+    printf '%s\n' "$rest" >"$HOSTS"   # in place: in a container /etc/hosts is often a mounted file
+    echo "stop.sh: removed the node names from $HOSTS"
+}
+
 if [[ ! -d $STATE ]]; then
+    remove_hosts_block
     echo "stop.sh: nothing to stop (no state folder $STATE)"
     exit 0
 fi
@@ -38,13 +57,13 @@ if alive slurmctld; then
     scontrol delete reservation "$RESERVATION" 2>/dev/null || true
 fi
 
-for daemon in slurmd slurmctld munged; do
+for daemon in "${DAEMONS[@]}"; do
     alive "$daemon" || { rm -f "$STATE/run/$daemon.pid"; continue; }
     pid=$(pid_of "$daemon")
     kill "$pid"
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     if kill -0 "$pid" 2>/dev/null; then
-        echo "stop.sh: $daemon ($pid) ignored SIGTERM for 10 s: sending SIGKILL"
+        echo "stop.sh: $daemon ($pid) ignored SIGTERM for 20 s: sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$STATE/run/$daemon.pid"
@@ -54,6 +73,7 @@ done
 # The reservation must not come back with the next start's saved state.
 rm -f "$STATE"/ctld/resv_state*
 [[ $(readlink "$SYSTEM_CONF" 2>/dev/null) == "$SLURM_CONF" ]] && rm -f "$SYSTEM_CONF"
+remove_hosts_block
 if ((purge)); then
     rm -rf "$STATE"
     echo "stop.sh: removed $STATE"

@@ -1,0 +1,160 @@
+"""Exercise 2: the fastai cat classifier, and why a compute node without internet makes it fail.
+
+Everything about it lives here: the stand-in caches (FASTAI_HOME/TORCH_HOME, the one place that sets them), the
+offline runs the tests use, the one training run shared by the tests, and the cluster job with its login-node step
+(prefetch on a real login node, stand-ins on the test cluster) and its verdict.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness import minipets
+from harness.exercises import ClusterJob, Exercise
+from harness.offline import Ran, run_program
+from harness.once import once_per_run
+
+PER_BREED = 16  # 592 pictures: enough to learn in three short epochs, small enough for a two-core CPU
+SMALL_RUN = {"EPOCHS": "3", "SIZE": "32"}  # the script's own knobs for a short CPU run
+RUN_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class Caches:
+    """A pair of cache folders and the environment that points a program at them."""
+
+    fastai_home: Path
+    torch_home: Path
+
+    @property
+    def images(self) -> Path:
+        return self.fastai_home / "data" / minipets.DATASET_FOLDER / "images"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.torch_home / "hub" / "checkpoints"
+
+    def env(self) -> dict[str, str]:
+        return {"FASTAI_HOME": str(self.fastai_home), "TORCH_HOME": str(self.torch_home)}
+
+    def seed(self, per_breed: int = PER_BREED, images_from: Path | None = None,
+             checkpoint_from: Path | None = None) -> "Caches":
+        """Fill both caches with the stand-ins, as a login-node download would (copies where given)."""
+        minipets.seed_fastai_home(self.fastai_home, per_breed=per_breed, images_from=images_from)
+        minipets.seed_torch_home(self.torch_home, "resnet34", checkpoint_from=checkpoint_from)
+        return self
+
+
+def run_cats(script: Path, caches: Caches, workdir: Path, *args: str, knobs: dict[str, str] | None = None,
+             how: str | None = None, timeout: float = RUN_TIMEOUT_S) -> Ran:
+    """Run `script` in `workdir` as on a compute node: no network, the given caches, the short-run knobs."""
+    # One math thread: on a shared two-core machine, OpenMP threads spinning for each other made training ten
+    # times slower than a single thread.
+    env = {**os.environ, **caches.env(), **(SMALL_RUN if knobs is None else knobs), "OMP_NUM_THREADS": "1",
+           "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore"}
+    env.pop("SLURM_CPUS_PER_TASK", None)
+    return run_program([sys.executable, str(script), *args], cwd=workdir, env=env, offline=True, how=how,
+                       timeout=timeout)
+
+
+# --- fixtures ----------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def minipets_originals(tmp_path_factory: pytest.TempPathFactory) -> Caches:
+    """Stand-ins drawn once per test run (shared by the xdist workers); other fixtures copy them."""
+    with once_per_run(tmp_path_factory, "minipets-originals") as root:
+        caches = Caches(root / "fastai", root / "torch")
+        if not (root / "complete").exists():
+            caches.seed()
+            (root / "complete").touch()
+    return caches
+
+
+def _copy_of(originals: Caches, root: Path) -> Caches:
+    name = minipets.checkpoint_name("resnet34")
+    return Caches(root / "fastai", root / "torch").seed(images_from=originals.images,
+                                                        checkpoint_from=originals.checkpoints / name)
+
+
+@pytest.fixture
+def seeded_caches(minipets_originals: Caches, tmp_path: Path) -> Caches:
+    """Fresh caches already holding the stand-in data set and weights, as after the login-node download."""
+    return _copy_of(minipets_originals, tmp_path / "caches")
+
+
+@pytest.fixture
+def empty_caches(tmp_path: Path) -> Caches:
+    """Fresh, empty caches, as on a compute node before anything was downloaded."""
+    caches = Caches(tmp_path / "caches" / "fastai", tmp_path / "caches" / "torch")
+    caches.fastai_home.mkdir(parents=True)
+    caches.torch_home.mkdir(parents=True)
+    return caches
+
+
+@pytest.fixture(scope="session")
+def cat_run(target_dir: Path, minipets_originals: Caches, tmp_path_factory: pytest.TempPathFactory) -> Ran:
+    """The target's cats.py trained once per test run (shared by the xdist workers), offline, filled caches."""
+    with once_per_run(tmp_path_factory, f"cat-run-{target_dir.name}") as root:
+        record = root / "cat-run.json"
+        if record.exists():
+            return Ran.load(record)
+        caches = _copy_of(minipets_originals, root / "caches")
+        run = run_cats(target_dir / "cats.py", caches, root / "work")
+        run.save(record)
+        return run
+
+
+# --- the cluster job -----------------------------------------------------------------------------------------------
+
+def prepare_caches(run, workdir: Path) -> dict[str, str]:
+    """The login-node step: the data set and the weights into the caches the job reads, as the site says."""
+    site = run.site
+    default = run.folder / "caches"
+    caches = Caches(Path(site.expand(site.caches.fastai_home) or default / "fastai"),
+                    Path(site.expand(site.caches.torch_home) or default / "torch"))
+    if site.caches.prepare == "minipets":
+        run.log(f"seeding stand-in caches (Mini-Pets, resnet34 weights) in {caches.fastai_home.parent}")
+        caches.seed()
+    else:  # "prefetch": the lesson's own step, on a login node that has internet
+        lines = [*site.setup, f"cd {shlex.quote(str(workdir))}", "python cats.py --prefetch"]
+        run.login_shell("prefetch", lines, run.login_env(caches.env()), workdir / "prefetch.log")
+    return caches.env()
+
+
+def check_cats_job(result) -> tuple[dict, list[str]]:
+    """The training's figures from the reporter; the bar of the site; the model and the TensorBoard logs."""
+    fits = [r.fit for r in result.reports if r.fit is not None]
+    if not fits:
+        return {}, ["cats.py did not train: its report holds no fastai training"]
+    fit = fits[-1]
+    best = fit.best
+    figures = {"error_rate": best.get("error_rate"), "accuracy": best.get("accuracy"), "epochs": len(fit.epochs),
+               "seconds_per_epoch": round(fit.seconds_per_epoch or 0, 2),
+               "images_per_second": round(fit.images_per_second or 0, 1), "device": fit.gpu_name or fit.device}
+    problems = []
+    bar = result.settings["error_rate_max"]
+    if not isinstance(best.get("error_rate"), float):
+        problems.append("the training reported no error rate: the learner needs metrics=[accuracy, error_rate]")
+    elif best["error_rate"] > bar:
+        problems.append(f"error rate {best['error_rate']:.4f} is above the bar {bar} of {result.site.path.name}")
+    if result.site.gpus_real and not fit.device.startswith("cuda"):
+        problems.append(f"trained on `{fit.device}`, but {result.site.name} has GPUs: torch saw no CUDA device")
+    if not (result.workdir / "models" / "model.pth").is_file():
+        problems.append("models/model.pth was not saved (SaveModelCallback, learner path='.')")
+    if not list((result.workdir / "runs").rglob("events.out.tfevents.*")):
+        problems.append("no TensorBoard event files under runs/")
+    return figures, problems
+
+
+EXERCISE = Exercise(
+    key="cats", number=2, title="cat classifier", day=1, lesson="book/cats.md",
+    programs=("cats.py",), tests=("tests/test_cats.py",),
+    cluster_jobs=(ClusterJob(name="cats", sbatch="fastai.sbatch", programs=("cats.py",), check=check_cats_job,
+                             needs_venv=True, prepare=prepare_caches, settings={"error_rate_max": (float, 0.02)},
+                             cost="1 node, about 5 min"),),
+)
