@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,8 +22,9 @@ LEAVE_OUT = (".git", ".venv", "_build", "slurm-out", "bench", ".pytest_cache", "
 
 def jupyter_book() -> str:
     """The venv's jupyter-book next to this Python, else the one on PATH."""
-    beside = Path(sys.executable).with_name("jupyter-book")
-    found = str(beside) if beside.exists() else shutil.which("jupyter-book")
+    from harness.book import jupyter_book as lookup
+
+    found = lookup()
     if not found:
         raise Skipped("jupyter-book not found (install requirements.txt into .venv)")
     return found

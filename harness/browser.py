@@ -15,15 +15,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
+from harness import book
 from harness.bookserver import BookServer
 from harness.once import once_per_run
 from harness.requires import require
@@ -38,26 +37,8 @@ BUILD_TIMEOUT_S = 1800
 
 
 def toc_pages(root: Path = ROOT) -> list[str]:
-    """Every page of the book as an HTML path relative to the site root, in table-of-contents order."""
-    toc = root / "_toc.yml"
-    if not toc.is_file():
-        return []
-    files: list[str] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            for key in ("root", "file"):
-                if isinstance(node.get(key), str):
-                    files.append(node[key])
-            for value in node.values():
-                if isinstance(value, (list, dict)):
-                    walk(value)
-        elif isinstance(node, list):
-            for entry in node:
-                walk(entry)
-
-    walk(yaml.safe_load(toc.read_text(encoding="utf-8")))
-    return [str(Path(f).with_suffix("")) + ".html" for f in dict.fromkeys(files)]
+    """Every page of the book under test as an HTML path, in table-of-contents order."""
+    return book.toc_pages(root)
 
 
 def build_book(out_dir: Path, root: Path = ROOT) -> Path:
@@ -65,8 +46,10 @@ def build_book(out_dir: Path, root: Path = ROOT) -> Path:
     cache = root / "_build" / ".jupyter_cache"
     if cache.is_dir() and not (out_dir / "_build" / ".jupyter_cache").exists():
         shutil.copytree(cache, out_dir / "_build" / ".jupyter_cache")
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    run = subprocess.run([str(jupyter_book), "build", str(root), "--path-output", str(out_dir), "--keep-going"],
+    builder = book.jupyter_book()
+    if builder is None:
+        raise RuntimeError("jupyter-book not found: pip install -r requirements.txt")
+    run = subprocess.run([builder, "build", str(root), "--path-output", str(out_dir), "--keep-going"],
                          capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, cwd=root)
     html = out_dir / "_build" / "html"
     if run.returncode != 0 or not (html / "index.html").is_file():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shlex
 import shutil
 import subprocess
 import time

@@ -8,15 +8,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-import yaml
 
+from harness.book import jupyter_book, toc_files
 from harness.notebooks import strip_ansi
 from harness.plugin import ROOT
 from harness.offline import run_offline
@@ -72,26 +71,6 @@ LITERALINCLUDE = re.compile(r"^[ \t]*(?:`{3,}|:{3,})\{literalinclude\}[ \t]+(\S+
 # Options that show only part of a file, or rewrite it: those includes are not compared verbatim.
 PARTIAL_OPTIONS = {"lines", "start-after", "end-before", "start-at", "end-at", "pyobject", "dedent", "diff",
                    "prepend", "append", "tab-width"}
-
-
-def toc_files(toc: dict) -> list[str]:
-    """Every `file:` of a jupyter-book _toc.yml (root, chapters, parts, sections), in order."""
-    found: list[str] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            for key in ("root", "file"):
-                if isinstance(node.get(key), str):
-                    found.append(node[key])
-            for value in node.values():
-                if isinstance(value, (list, dict)):
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(toc)
-    return [re.sub(r"\.(md|ipynb|rst)$", "", f) for f in found]
 
 
 class _PageScan(HTMLParser):
@@ -172,8 +151,8 @@ def copy_sources(root: Path, dest: Path) -> None:
 
 
 def jupyter_book_executable() -> str:
-    beside = Path(sys.executable).with_name("jupyter-book")
-    return str(beside) if beside.exists() else require_command("jupyter-book", "pip install -r requirements.txt")
+    found = jupyter_book()
+    return found if found else require_command("jupyter-book", "pip install -r requirements.txt")
 
 
 def warning_lines(log: str) -> list[str]:
@@ -203,7 +182,7 @@ def build_offline_and_check(root: Path, tmp_path: Path) -> float:
                     f"exit {result.returncode}:\n{problems}", pytrace=False)
 
     out = copy / "_build" / "html"
-    pages = toc_files(yaml.safe_load((copy / "_toc.yml").read_text(encoding="utf-8")))
+    pages = toc_files(copy)
     missing = [p for p in pages if not (out / f"{p}.html").is_file()]
     assert not missing, f"pages in _toc.yml without HTML: {missing}"
 
