@@ -283,9 +283,12 @@ for u in "${USERS[@]}"; do
         || sacctmgr -i add user "$u" Account="$ACCOUNT" DefaultAccount="$ACCOUNT" Cluster="$CLUSTER" >/dev/null \
         || die "sacctmgr add user $u to account $ACCOUNT failed"
 done
-if has list assoc cluster="$CLUSTER" account="$ACCOUNT" user=root format=user; then
-    sacctmgr -i remove user root Account="$ACCOUNT" Cluster="$CLUSTER" >/dev/null || true
-fi
+# Members no longer listed (root, or the sudo user of an earlier run) leave the account.
+for u in $(sacctmgr -n -P list assoc cluster="$CLUSTER" account="$ACCOUNT" format=user 2>/dev/null | sort -u); do
+    [[ " ${USERS[*]} " == *" $u "* ]] && continue
+    sacctmgr -i remove user "$u" Account="$ACCOUNT" Cluster="$CLUSTER" >/dev/null \
+        && say "user $u is no longer a member of account $ACCOUNT"
+done
 
 if ! alive slurmctld; then
     # -i: start even if saved state from an earlier run cannot be read.
