@@ -8,7 +8,7 @@ import traceback
 
 from bench import machine, report, results_file
 
-PARTS = ["local-suite", "cluster-overhead", "data-pipeline", "book-build", "gpu-figures"]
+PARTS = ["local-suite", "cluster-overhead", "data-pipeline", "book-build", "student-time", "gpu-figures"]
 
 
 def run_part(name: str, args: argparse.Namespace) -> report.Part:
@@ -25,6 +25,9 @@ def run_part(name: str, args: argparse.Namespace) -> report.Part:
     if name == "book-build":
         from bench import book_build
         return book_build.run()
+    if name == "student-time":
+        from bench import student_time
+        return student_time.run()
     from bench import gpu_figures
     return gpu_figures.run()
 

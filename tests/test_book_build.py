@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.book import jupyter_book, toc_files
+from harness.course_copy import copy_course
 from harness.notebooks import strip_ansi
 from harness.plugin import ROOT
 from harness.offline import run_offline
@@ -63,9 +63,6 @@ def test_diagrams_regenerate_from_sources(tmp_path: Path) -> None:
 
 # ---- the book build ------------------------------------------------------------------------------------------------
 
-# What the build copy leaves out: environments, old builds, version control, run outputs.
-COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "venv", "_build", "artifacts", "__pycache__", ".pytest_cache",
-                                     "*.pyc", "models", "runs", ".ipynb_checkpoints", "node_modules", "slurm-out")
 LITERALINCLUDE = re.compile(r"^[ \t]*(?:`{3,}|:{3,})\{literalinclude\}[ \t]+(\S+)[ \t]*\n((?:[ \t]*:[\w-]+:.*\n)*)",
                             re.MULTILINE)
 # Options that show only part of a file, or rewrite it: those includes are not compared verbatim.
@@ -136,20 +133,6 @@ def literal_includes(source: Path, source_root: Path) -> list[tuple[Path, bool]]
     return found
 
 
-def copy_sources(root: Path, dest: Path) -> None:
-    """Copy what git would commit (tracked plus new, unignored files): never venvs, builds or job outputs."""
-    listing = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                             capture_output=True, text=True)
-    if listing.returncode != 0:  # not a git checkout (an unpacked tarball): copy all but the known bulky folders
-        shutil.copytree(root, dest, ignore=COPY_IGNORE, symlinks=True)
-        return
-    for name in filter(None, listing.stdout.split("\0")):
-        source = root / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-
-
 def jupyter_book_executable() -> str:
     found = jupyter_book()
     return found if found else require_command("jupyter-book", "pip install -r requirements.txt")
@@ -165,7 +148,7 @@ def build_offline_and_check(root: Path, tmp_path: Path) -> float:
     """Copy the course at `root`, build its book in `unshare -n` with -W, check the HTML; return the build seconds."""
     assert (root / "_toc.yml").is_file(), f"{root}/_toc.yml is missing: the book has no table of contents yet"
     copy = tmp_path / "course"
-    copy_sources(root, copy)
+    copy_course(root, copy)
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1")
     started = time.monotonic()
     result = run_offline([jupyter_book_executable(), "build", str(copy), "-W", "--keep-going"],
