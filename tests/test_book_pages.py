@@ -1,0 +1,304 @@
+"""The book's pages keep their shape, and the book's one clone address reaches every clone command.
+
+* Every page that _toc.yml lists exists.
+* Every day-1 lesson (and the page "Before the course") opens with its learning objectives as the first box, has a
+  time estimate right after it (teaching and exercise minutes, before the first section) and ends with its key
+  points as the last box. The intro's schedule gives each lesson the same minutes as the lesson's own box.
+* The clone command of book/before-the-course.md shows the address set once in _config.yml
+  (parse.myst_substitutions.course_repository): a copy of the book is built with another address, and the built
+  HTML must show that address in a copyable code block. No page writes a clone address of its own, and no page puts
+  the substitution into a code fence, where MyST would show it unreplaced.
+
+The structure checks read the MyST sources (fast); only the clone check builds, and it builds one page.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.book import jupyter_book, toc_files
+from harness.course_copy import copy_course
+from harness.plugin import ROOT
+from harness.requires import require
+
+CONFIG = ROOT / "_config.yml"
+BOOK = ROOT / "book"
+DAY1_LESSONS = ["intro", "supercomputers", "using-jureca", "modules", "matrix", "venv", "cats", "tensorboard",
+                "recap"]
+STRUCTURED_PAGES = [*DAY1_LESSONS, "before-the-course"]
+SUBSTITUTION = "course_repository"
+BUILD_TIMEOUT_S = 600
+
+FENCE_OPEN = re.compile(r"^(?P<fence>:{3,}|`{3,})\{(?P<name>[\w-]+)\}[ \t]*(?P<arg>.*)$")
+TIME_BOX = re.compile(r"Teaching:\**\s*(?P<teaching>\d+)\s*min.*?Exercises:\**\s*(?P<exercises>\d+)\s*min", re.S)
+SCHEDULE_ROW = re.compile(r"^\|[^|\n]*\|[^|\n]*\{doc\}`(?P<page>[\w/.-]+)`[^|\n]*\|\s*(?P<teaching>\d+)\s*\|"
+                          r"\s*(?P<exercises>\d+)\s*\|\s*$", re.M)
+
+
+# ---- reading MyST pages ----------------------------------------------------------------------------------------------
+
+def body_lines(text: str) -> list[str]:
+    """The page's lines after its front matter (a leading `---` ... `---` block)."""
+    lines = text.splitlines()
+    if lines and lines[0].strip() == "---":
+        end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
+        if end is not None:
+            return lines[end + 1:]
+    return lines
+
+
+class Box:
+    """One top-level directive of a page: its name, argument, first and last line, and its body."""
+
+    def __init__(self, name: str, arg: str, start: int, end: int, body: str) -> None:
+        self.name, self.arg, self.start, self.end, self.body = name, arg.strip(), start, end, body
+
+    @property
+    def title(self) -> str:
+        return self.arg if self.name == "admonition" else self.name
+
+    def __repr__(self) -> str:
+        return f"{{{self.name}}} {self.arg!r} (lines {self.start + 1}-{self.end + 1})"
+
+
+def top_level_boxes(lines: list[str]) -> list[Box]:
+    """The page's top-level directives (colon or backtick fences), each up to its closing fence."""
+    boxes: list[Box] = []
+    i = 0
+    while i < len(lines):
+        match = FENCE_OPEN.match(lines[i])
+        plain_fence = re.match(r"^(`{3,}|~{3,})", lines[i])
+        if match:
+            fence = match.group("fence")
+            closing = re.compile(rf"^{re.escape(fence[0])}{{{len(fence)},}}\s*$")
+            end = next((j for j in range(i + 1, len(lines)) if closing.match(lines[j])), len(lines) - 1)
+            boxes.append(Box(match.group("name"), match.group("arg"), i, end, "\n".join(lines[i + 1:end])))
+            i = end + 1
+        elif plain_fence:  # a code block: skip it whole, its lines are not page structure
+            fence = plain_fence.group(1)
+            closing = re.compile(rf"^{re.escape(fence[0])}{{{len(fence)},}}\s*$")
+            i = next((j for j in range(i + 1, len(lines)) if closing.match(lines[j])), len(lines) - 1) + 1
+        else:
+            i += 1
+    return boxes
+
+
+def time_estimate(box: Box) -> tuple[int, int] | None:
+    match = TIME_BOX.search(box.body)
+    return (int(match["teaching"]), int(match["exercises"])) if match else None
+
+
+def structure_problems(text: str) -> list[str]:
+    """What is wrong with a lesson page's shape; empty when objectives, time and key points sit where they belong."""
+    lines = body_lines(text)
+    boxes = top_level_boxes(lines)
+    first_section = next((i for i, line in enumerate(lines) if line.startswith("## ")), len(lines))
+    problems = []
+    if not boxes:
+        return ["the page has no boxes at all: learning objectives, time and key points are missing"]
+    first = boxes[0]
+    if first.title.lower() != "learning objectives":
+        problems.append(f"the first box is {first!r}, not the learning objectives")
+    elif first.start > first_section:
+        problems.append("the learning objectives come after the first section")
+    elif not re.search(r"^\s*- ", first.body, re.M):
+        problems.append("the learning objectives list no objective")
+    if len(boxes) < 2 or boxes[1].title.lower() != "time":
+        problems.append("the box after the learning objectives is not the time estimate ({admonition} Time)")
+    else:
+        if time_estimate(boxes[1]) is None:
+            problems.append("the time box lacks 'Teaching: N min' and 'Exercises: N min'")
+        if boxes[1].start > first_section:
+            problems.append("the time box comes after the first section")
+    last = boxes[-1]
+    if last.title.lower() != "key points":
+        problems.append(f"the last box is {last!r}, not the key points")
+    else:
+        if "\n".join(lines[last.end + 1:]).strip():
+            problems.append("text follows the key points: they must close the page")
+        if not re.search(r"^\s*- ", last.body, re.M):
+            problems.append("the key points list no point")
+    return problems
+
+
+def page_source(name: str) -> str:
+    return (BOOK / f"{name}.md").read_text(encoding="utf-8")
+
+
+def time_box_of(name: str) -> tuple[int, int]:
+    boxes = top_level_boxes(body_lines(page_source(name)))
+    found = [time_estimate(b) for b in boxes if b.title.lower() == "time"]
+    assert found and found[0], f"book/{name}.md has no time estimate"
+    return found[0]
+
+
+# ---- the table of contents and the shape of the pages -----------------------------------------------------------------
+
+def test_every_toc_page_exists() -> None:
+    pages = toc_files(ROOT)
+    assert pages, "_toc.yml lists no pages"
+    missing = [p for p in pages if not any((ROOT / f"{p}{ext}").is_file() for ext in (".md", ".ipynb", ".rst"))]
+    assert not missing, f"_toc.yml lists pages that do not exist: {missing}"
+
+
+def test_day1_lessons_and_new_pages_are_in_the_toc() -> None:
+    pages = set(toc_files(ROOT))
+    expected = {f"book/{p}" for p in [*STRUCTURED_PAGES, "troubleshooting", "instructors"]}
+    assert not expected - pages, f"missing from _toc.yml: {sorted(expected - pages)}"
+
+
+def test_before_the_course_comes_before_the_first_lesson() -> None:
+    pages = toc_files(ROOT)
+    assert pages.index("book/before-the-course") < pages.index("book/supercomputers"), (
+        "_toc.yml: 'Before the course' must come before the first lesson")
+
+
+@pytest.mark.parametrize("name", STRUCTURED_PAGES)
+def test_lesson_opens_with_objectives_and_time_and_closes_with_key_points(name: str) -> None:
+    problems = structure_problems(page_source(name))
+    assert not problems, f"book/{name}.md: " + "; ".join(problems)
+
+
+def test_intro_schedule_matches_each_lessons_time_box() -> None:
+    rows = {Path(m["page"]).name: (int(m["teaching"]), int(m["exercises"]))
+            for m in SCHEDULE_ROW.finditer(page_source("intro"))}
+    missing = [name for name in DAY1_LESSONS if name not in rows]
+    assert not missing, f"the intro's schedule has no row with minutes for {missing}"
+    differ = [f"{name}: schedule says {rows[name]}, the lesson's box {time_box_of(name)}"
+              for name in DAY1_LESSONS if rows[name] != time_box_of(name)]
+    assert not differ, "teaching/exercise minutes differ:\n" + "\n".join(differ)
+
+
+GOOD_PAGE = """# A lesson
+
+:::{admonition} Learning objectives
+:class: tip
+- one
+:::
+
+:::{admonition} Time
+:class: note
+**Teaching:** 5 min · **Exercises:** 10 min
+:::
+
+## A section
+
+```bash
+:::{admonition} Key points
+```
+
+:::{admonition} Key points
+:class: important
+- one
+:::
+"""
+
+
+def test_the_structure_check_sees_what_is_wrong() -> None:
+    """The checks above would pass vacuously if the parser saw nothing: prove it accepts and rejects."""
+    assert structure_problems(GOOD_PAGE) == []
+    assert time_estimate(top_level_boxes(GOOD_PAGE.splitlines())[1]) == (5, 10)
+    swapped = GOOD_PAGE.replace("Learning objectives", "XX").replace(":::{admonition} Time", ":::{admonition} YY")
+    assert any("learning objectives" in p for p in structure_problems(swapped))
+    assert any("time estimate" in p for p in structure_problems(swapped))
+    no_minutes = GOOD_PAGE.replace("**Exercises:** 10 min", "")
+    assert any("Teaching: N min" in p for p in structure_problems(no_minutes))
+    trailing = GOOD_PAGE + "\nMore text after the key points.\n"
+    assert any("follows the key points" in p for p in structure_problems(trailing))
+    late = GOOD_PAGE.replace("# A lesson\n", "# A lesson\n\n## Too early\n")
+    assert any("after the first section" in p for p in structure_problems(late))
+    fenced_only = GOOD_PAGE.rsplit(":::{admonition} Key points\n:class: important", 1)[0]
+    assert any("not the key points" in p for p in structure_problems(fenced_only))
+
+
+# ---- the clone address: one setting, shown wherever the book clones ---------------------------------------------------
+
+def configured_address() -> str:
+    config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    address = (config.get("parse") or {}).get("myst_substitutions", {}).get(SUBSTITUTION)
+    assert address, f"_config.yml has no parse.myst_substitutions.{SUBSTITUTION}"
+    return address
+
+
+def test_no_page_writes_a_clone_address_of_its_own() -> None:
+    pages = toc_files(ROOT)
+    own, unreplaced = [], []
+    for page in pages:
+        source = ROOT / f"{page}.md"
+        if not source.is_file():
+            continue
+        fence_info = None  # the info string of the backtick fence we are in, or None outside fences
+        for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"git clone\s+(https?://|git@|ssh://)", line):
+                own.append(f"{page}.md:{number}: {line.strip()}")
+            fence = re.match(r"^\s*(`{3,})(.*)$", line)
+            if fence:
+                fence_info = None if fence_info is not None else fence.group(2).strip()
+            elif fence_info is not None and "{{" in line and not fence_info.startswith("{parsed-literal}"):
+                unreplaced.append(f"{page}.md:{number}: {line.strip()}")
+    assert not own, (f"clone commands with an address of their own; use {{{{ {SUBSTITUTION} }}}} from _config.yml "
+                     "in a {parsed-literal} block:\n" + "\n".join(own))
+    assert not unreplaced, ("substitutions inside a code fence are shown unreplaced; use a {parsed-literal} block:\n"
+                            + "\n".join(unreplaced))
+
+
+class _PreBlocks(HTMLParser):
+    """The text of every <pre>, and whether it sits in a div.highlight (where sphinx-copybutton adds its button)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.blocks: list[tuple[str, bool]] = []
+        self._stack: list[tuple[str, bool]] = []  # (tag, opens a div.highlight)
+        self._pre: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        classes = (dict(attrs).get("class") or "").split()
+        if tag == "pre" and self._pre is None:
+            self._pre = []
+        if tag not in ("br", "img", "input", "meta", "link", "hr"):
+            self._stack.append((tag, tag == "div" and "highlight" in classes))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "pre" and self._pre is not None:
+            in_highlight = any(opens for _, opens in self._stack[:-1])
+            self.blocks.append(("".join(self._pre), in_highlight))
+            self._pre = None
+        while self._stack:
+            if self._stack.pop()[0] == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        if self._pre is not None:
+            self._pre.append(data)
+
+
+def test_clone_command_shows_the_configured_address(tmp_path: Path) -> None:
+    """Build 'Before the course' alone, with another address in _config.yml: the built clone command must follow."""
+    configured_address()
+    builder = jupyter_book()
+    require(builder is not None, "jupyter-book not found: pip install -r requirements.txt")
+    copy = copy_course(ROOT, tmp_path / "course")
+    marker = "https://example.invalid/course-files-from-the-config.git"
+    config = yaml.safe_load((copy / "_config.yml").read_text(encoding="utf-8"))
+    config["parse"]["myst_substitutions"][SUBSTITUTION] = marker
+    (copy / "_config.yml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    (copy / "_toc.yml").write_text("format: jb-book\nroot: book/before-the-course\n", encoding="utf-8")
+    run = subprocess.run([builder, "build", str(copy)], capture_output=True, text=True, cwd=copy,
+                         timeout=BUILD_TIMEOUT_S)
+    page = copy / "_build" / "html" / "book" / "before-the-course.html"
+    assert run.returncode == 0 and page.is_file(), (
+        f"building book/before-the-course.md failed (exit {run.returncode}):\n" + (run.stdout + run.stderr)[-3000:])
+    parser = _PreBlocks()
+    parser.feed(page.read_text(encoding="utf-8"))
+    clones = [(text.strip(), copyable) for text, copyable in parser.blocks if "git clone" in text]
+    assert clones, "book/before-the-course.md shows no clone command"
+    wrong = [text for text, _ in clones if f"git clone {marker}" not in text]
+    assert not wrong, f"clone commands that ignore _config.yml's {SUBSTITUTION}: {wrong}"
+    not_copyable = [text for text, copyable in clones if not copyable]
+    assert not not_copyable, f"clone commands without a copy button (not in a div.highlight): {not_copyable}"
+    assert not any("{{" in text for text, _ in parser.blocks), "a code block shows an unreplaced {{ substitution }}"
