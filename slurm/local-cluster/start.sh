@@ -199,13 +199,19 @@ hosts_want=$(printf '%s\n%s\n%s\n%s' "$hosts_other" "$HOSTS_BEGIN" "$hosts_line"
 # --- daemons --------------------------------------------------------------------------------------------
 alive() { [[ -s $STATE/run/$1.pid ]] && kill -0 "$(cat "$STATE/run/$1.pid")" 2>/dev/null; }
 log_tail() { echo "--- last lines of $STATE/log/$1.log ---" >&2; tail -n 20 "$STATE/log/$1.log" >&2 2>/dev/null || true; }
-stop_daemon() {  # stop_daemon NAME: SIGTERM, wait up to 10 s
-    alive "$1" || return 0
-    local pid; pid=$(cat "$STATE/run/$1.pid")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    rm -f "$STATE/run/$1.pid"
+stop_daemons() {  # stop_daemons NAME...: SIGTERM to all at once, wait up to 10 s, then SIGKILL
+    local name pids=()
+    for name; do
+        alive "$name" || continue
+        pids+=("$(cat "$STATE/run/$name.pid")")
+        kill "${pids[-1]}" 2>/dev/null || true
+    done
+    local pid
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    for name; do rm -f "$STATE/run/$name.pid"; done
 }
 wait_for() {  # wait_for WHAT LOG COMMAND...: until COMMAND succeeds, at most WAIT_S
     local what=$1 log=$2 deadline=$((SECONDS + WAIT_S)); shift 2
@@ -218,15 +224,16 @@ wait_for() {  # wait_for WHAT LOG COMMAND...: until COMMAND succeeds, at most WA
 if ((ctl_changed)) && { alive slurmctld || alive slurmd.dc01 || alive slurmd.dc02; }; then
     say "configuration changed: restarting slurmctld and both slurmd"
     # The controller first: stopping it with its nodes already gone makes it wait for messages it cannot send.
-    for d in slurmctld slurmd.dc01 slurmd.dc02 slurmd; do stop_daemon "$d"; done
+    stop_daemons slurmctld
+    stop_daemons slurmd.dc01 slurmd.dc02 slurmd
 fi
 if ((dbd_changed || db_changed)) && alive slurmdbd; then
     say "slurmdbd.conf or mariadb.cnf changed: restarting slurmdbd"
-    stop_daemon slurmdbd
+    stop_daemons slurmdbd
 fi
 if ((db_changed)) && alive mariadbd; then
     say "mariadb.cnf changed: restarting mariadbd"
-    stop_daemon mariadbd
+    stop_daemons mariadbd
 fi
 
 if ! alive munged; then
@@ -273,18 +280,22 @@ if ! alive slurmdbd; then
 fi
 
 # Associations, as on JURECA: the project's account with the course users as its members; root is not one.
-has() { [[ -n $(sacctmgr -n -P "$@" 2>/dev/null) ]]; }
-has list cluster name="$CLUSTER" format=cluster || sacctmgr -i add cluster "$CLUSTER" >/dev/null \
-    || die "sacctmgr add cluster $CLUSTER failed"
-has list account name="$ACCOUNT" format=account || sacctmgr -i add account "$ACCOUNT" Cluster="$CLUSTER" \
-    Description="course project" Organization=jsc >/dev/null || die "sacctmgr add account $ACCOUNT failed"
+# One line per association of the account: "training2441|" (the account itself), "training2441|course", ...
+assocs=$(sacctmgr -n -P list assoc cluster="$CLUSTER" account="$ACCOUNT" format=account,user 2>/dev/null) || assocs=""
+members=$(cut -d'|' -f2 <<<"$assocs" | sed '/^$/d')
+if [[ -z $assocs ]]; then  # no account yet: the cluster and the account first
+    [[ -n $(sacctmgr -n -P list cluster name="$CLUSTER" format=cluster 2>/dev/null) ]] \
+        || sacctmgr -i add cluster "$CLUSTER" >/dev/null || die "sacctmgr add cluster $CLUSTER failed"
+    sacctmgr -i add account "$ACCOUNT" Cluster="$CLUSTER" Description="course project" Organization=jsc \
+        >/dev/null || die "sacctmgr add account $ACCOUNT failed"
+fi
 for u in "${USERS[@]}"; do
-    has list assoc cluster="$CLUSTER" account="$ACCOUNT" user="$u" format=user \
+    grep -qx "$u" <<<"$members" \
         || sacctmgr -i add user "$u" Account="$ACCOUNT" DefaultAccount="$ACCOUNT" Cluster="$CLUSTER" >/dev/null \
         || die "sacctmgr add user $u to account $ACCOUNT failed"
 done
 # Members no longer listed (root, or the sudo user of an earlier run) leave the account.
-for u in $(sacctmgr -n -P list assoc cluster="$CLUSTER" account="$ACCOUNT" format=user 2>/dev/null | sort -u); do
+for u in $(sort -u <<<"$members"); do
     [[ " ${USERS[*]} " == *" $u "* ]] && continue
     sacctmgr -i remove user "$u" Account="$ACCOUNT" Cluster="$CLUSTER" >/dev/null \
         && say "user $u is no longer a member of account $ACCOUNT"

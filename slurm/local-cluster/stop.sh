@@ -14,9 +14,9 @@ SYSTEM_CONF=/etc/slurm/slurm.conf
 HOSTS=/etc/hosts
 HOSTS_BEGIN="# >>> course local Slurm cluster: written by slurm/local-cluster/start.sh, removed by stop.sh >>>"
 HOSTS_END="# <<< course local Slurm cluster <<<"
-# In stopping order: the nodes first, the database last but munged (everyone authenticates through it).
-# "slurmd" alone is the one node of earlier versions of start.sh.
-DAEMONS=(slurmd.dc01 slurmd.dc02 slurmd slurmctld slurmdbd mariadbd munged)
+# In stopping order: the controller first (stopped after its nodes, it waits for messages it cannot send), the
+# database last but munged (everyone authenticates through it). "slurmd" alone: the one node of older start.sh.
+DAEMONS=(slurmctld slurmd.dc01 slurmd.dc02 slurmd slurmdbd mariadbd munged)
 purge=0
 case ${1:-} in
     "") ;;
