@@ -209,7 +209,6 @@ def build_offline_and_check(root: Path, tmp_path: Path) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.netns
 def test_book_builds_offline_and_is_complete(tmp_path: Path) -> None:
     seconds = build_offline_and_check(ROOT, tmp_path)
     print(f"offline book build: {seconds:.1f} s")
