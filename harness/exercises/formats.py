@@ -1,0 +1,611 @@
+"""Exercise 4: feed the GPUs fast. Pack the pictures into HDF5 and Arrow (pack.py), read each format with a Dataset
+(datasets.py), and time one pass per format by every task of a Slurm job (time_loaders.py, slurm/loaders.sbatch).
+
+Everything the harness knows about it lives here:
+* the stand-in pictures (Mini-Pets, a number divisible by the world sizes the tests use) and the reference packing;
+* the checks, as functions that return problems, so that tests/test_formats.py runs each one on the course's files
+  and on deliberately broken copies: the packed layout (a contract: exercise 5 reads pets.h5), each Dataset against
+  the original files, Datasets in forked and in spawned DataLoader workers, the tasks' shares of the data set;
+* the probe that sees which picture files each task opened (an audit hook, outside the student's code);
+* the cluster job `loaders`: its login-node step (stand-ins, or the real Pets, packed by the course's own pack.py),
+  its verdict, and the lint of its batch script.
+"""
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import math
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness import minipets
+from harness.exercises import ROOT, ClusterJob, Exercise
+from harness.offline import Ran, run_program
+from harness.once import once_per_run
+
+PER_BREED = 6  # 37 breeds x 6 = 222 pictures: divisible by 1, 2 and 3 tasks, a few seconds per pass on a laptop
+WORLD_SIZES = (1, 2, 3)  # tasks of the simulated jobs (1: outside Slurm)
+RUN_TIMEOUT_S = 300
+FORMATS = ("jpeg-folder", "hdf5", "arrow")  # the names time_loaders.py prints
+PACKED_FORMATS = ("hdf5", "arrow")
+SHM = "/dev/shm/"  # node-local memory: where the batch script copies the packed files
+LINE = re.compile(r"^rank (\d+)/(\d+) (\S+) from (.+): (\d+) images in ([\d.]+) s = ([\d.]+) images/s on (\S+)\s*$",
+                  re.MULTILINE)
+
+
+# --- the stand-in pictures and what they should read back as ----------------------------------------------------
+
+def write_pictures(folder: Path, per_breed: int = PER_BREED) -> list[Path]:
+    """Mini-Pets JPEGs, named like Oxford-IIIT Pets (an upper-case breed is a cat)."""
+    return minipets.write_images(folder, per_breed=per_breed)
+
+
+def originals(images: Path) -> list[tuple[str, bytes, int]]:
+    """(file name, bytes, label) of every *.jpg in `images`, sorted by name: the order every format must keep."""
+    return [(p.name, p.read_bytes(), int(p.name[0].isupper())) for p in sorted(images.glob("*.jpg"))]
+
+
+def decoded(jpeg: bytes):
+    """The picture as a uint8 tensor (3, height, width), as PIL decodes it."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    return torch.from_numpy(np.array(Image.open(io.BytesIO(jpeg)).convert("RGB"))).permute(2, 0, 1)
+
+
+def same_picture(image, jpeg: bytes) -> bool:
+    """`image` is the picture `jpeg`, decoded by PIL or by torchvision (they may differ in the last bit; a Dataset
+    may use either)."""
+    import torch
+
+    if not isinstance(image, torch.Tensor) or image.dtype != torch.uint8:
+        return False
+    reference = decoded(jpeg)
+    if image.shape == reference.shape and torch.equal(image, reference):
+        return True
+    try:
+        import warnings
+
+        from torchvision.io import ImageReadMode, decode_image
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torchvision 0.29 deprecates its decoders in favour of torchcodec
+            reference = decode_image(torch.frombuffer(bytearray(jpeg), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    except ImportError:
+        return False
+    return image.shape == reference.shape and torch.equal(image, reference)
+
+
+# --- exercise 4a: pack.py ------------------------------------------------------------------------------------------
+
+def run_pack(script: Path, images: Path, out: Path, cwd: Path) -> Ran:
+    """`python pack.py IMAGES OUT`, as on the login node."""
+    return run_program([sys.executable, str(script), str(images), str(out)], cwd=cwd, timeout=RUN_TIMEOUT_S)
+
+
+def packed_problems(out: Path, images: Path) -> list[str]:
+    """What differs from the contract in OUT/pets.h5 and OUT/pets.arrow (exercise 5 reads pets.h5)."""
+    import h5py
+    import numpy as np
+    import pyarrow as pa
+
+    want = originals(images)
+    problems = []
+    h5_path, arrow_path = out / "pets.h5", out / "pets.arrow"
+    if not h5_path.is_file():
+        problems.append(f"pack.py wrote no {h5_path.name}")
+    else:
+        with h5py.File(h5_path, "r") as h5:
+            missing = [name for name in ("images", "labels", "names") if name not in h5]
+            if missing:
+                return problems + [f"pets.h5 has no dataset `{missing[0]}` (it needs images, labels and names)"]
+            images_ds, labels, names = h5["images"], h5["labels"], h5["names"]
+            if h5py.check_vlen_dtype(images_ds.dtype) != np.uint8:
+                problems.append(f"pets.h5 `images` is {images_ds.dtype}, not variable-length uint8 "
+                                "(h5py.vlen_dtype(np.uint8)): one entry per picture, its JPEG bytes")
+            elif labels.dtype != np.int64:
+                problems.append(f"pets.h5 `labels` is {labels.dtype}, not int64")
+            elif h5py.check_string_dtype(names.dtype) is None:
+                problems.append(f"pets.h5 `names` is {names.dtype}, not strings (h5py.string_dtype())")
+            elif not (len(images_ds) == len(labels) == len(names) == len(want)):
+                problems.append(f"pets.h5 holds {len(images_ds)} images, {len(labels)} labels and {len(names)} "
+                                f"names for {len(want)} pictures")
+            else:
+                got_names = [n.decode() if isinstance(n, bytes) else n for n in names[:]]
+                got_labels = labels[:].tolist()
+                for i, (name, jpeg, label) in enumerate(want):
+                    if got_names[i] != name:
+                        problems.append(f"pets.h5 `names`[{i}] is {got_names[i]!r}, not {name!r} (sorted by name)")
+                    elif images_ds[i].tobytes() != jpeg:
+                        problems.append(f"pets.h5 `images`[{i}] is not the bytes of {name}, unchanged")
+                    elif got_labels[i] != label:
+                        problems.append(f"pets.h5 `labels`[{i}] is {got_labels[i]} for {name}, not {label} "
+                                        "(1 = cat: the name starts with an upper-case letter)")
+                    else:
+                        continue
+                    break
+    if not arrow_path.is_file():
+        return problems + [f"pack.py wrote no {arrow_path.name}"]
+    try:
+        table = pa.ipc.open_file(pa.memory_map(str(arrow_path))).read_all()
+    except pa.ArrowInvalid as error:
+        return problems + [f"pets.arrow is not an Arrow IPC file ({error})"]
+    want_schema = {"name": pa.string(), "image": pa.binary(), "label": pa.int64()}
+    got_schema = {field.name: field.type for field in table.schema}
+    if got_schema != want_schema:
+        return problems + [f"pets.arrow has the columns {got_schema}, not name: string, image: binary, label: int64"]
+    if table.num_rows != len(want):
+        return problems + [f"pets.arrow holds {table.num_rows} rows for {len(want)} pictures"]
+    rows = zip(table.column("name").to_pylist(), table.column("image").to_pylist(), table.column("label").to_pylist())
+    for i, (got, (name, jpeg, label)) in enumerate(zip(rows, want)):
+        if got[0] != name:
+            return problems + [f"pets.arrow row {i} is {got[0]!r}, not {name!r} (sorted by name)"]
+        if got[1] != jpeg:
+            return problems + [f"pets.arrow row {i} `image` is not the bytes of {name}, unchanged"]
+        if got[2] != label:
+            return problems + [f"pets.arrow row {i} `label` is {got[2]} for {name}, not {label}"]
+    return problems
+
+
+# --- exercise 4b: datasets.py --------------------------------------------------------------------------------------
+
+def load_datasets(folder: Path):
+    """The datasets.py of `folder` as a module (a name of its own: solutions/ and exercises/ may both be loaded)."""
+    path = folder / "datasets.py"
+    spec = importlib.util.spec_from_file_location(f"course_datasets_{abs(hash(str(path)))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def make_datasets(module, packed: Path, images: Path) -> dict:
+    return {"jpeg-folder": module.FolderDataset(images), "hdf5": module.HDF5Dataset(packed / "pets.h5"),
+            "arrow": module.ArrowDataset(packed / "pets.arrow")}
+
+
+def dataset_problems(folder: Path, packed: Path, images: Path) -> list[str]:
+    """Every sample of every Dataset of folder/datasets.py against the original file; the three agree in order.
+    An exception of the student's code (a TODO) is raised, not turned into a problem, so that it shows."""
+    want = originals(images)
+    problems = []
+    for name, dataset in make_datasets(load_datasets(folder), packed, images).items():
+        if len(dataset) != len(want):
+            problems.append(f"{type(dataset).__name__} has {len(dataset)} samples for {len(want)} pictures")
+            continue
+        for i, (file_name, jpeg, label) in enumerate(want):
+            image, got_label = dataset[i]
+            if not same_picture(image, jpeg):
+                shape = tuple(getattr(image, "shape", ())) or type(image).__name__
+                problems.append(f"{type(dataset).__name__}[{i}] is not the picture {file_name} (got {shape}, "
+                                "want a uint8 tensor (3, height, width), in the order of the sorted file names)")
+                break
+            if int(got_label) != label:
+                problems.append(f"{type(dataset).__name__}[{i}] has the label {int(got_label)} for {file_name}, "
+                                f"not {label}")
+                break
+    return problems
+
+
+WORKER_SCRIPT = """
+import json, sys, torch
+from datasets import ArrowDataset, HDF5Dataset
+context, packed = sys.argv[1], sys.argv[2]
+seen = {}
+for name, dataset in (("hdf5", HDF5Dataset(packed + "/pets.h5")), ("arrow", ArrowDataset(packed + "/pets.arrow"))):
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=2, multiprocessing_context=context)
+    seen[name] = [[int(image.long().sum()), int(label)] for image, label in loader]
+print("SEEN " + json.dumps(seen))
+"""
+
+
+def worker_problems(folder: Path, packed: Path, images: Path, context: str, workdir: Path) -> list[str]:
+    """folder/datasets.py's HDF5 and Arrow Datasets in two DataLoader workers started by `context` (fork: Linux up
+    to Python 3.13; spawn: macOS and Windows; forkserver: Linux from Python 3.14): every sample must arrive."""
+    want = [[int(decoded(jpeg).long().sum()), label] for _, jpeg, label in originals(images)]
+    env = {**clean_env(), "PYTHONWARNINGS": "ignore"}
+    ran = run_program([sys.executable, "-c", WORKER_SCRIPT, context, str(packed)], cwd=folder, env=env,
+                      report_dir=workdir / f"reports-{context}", timeout=RUN_TIMEOUT_S)
+    seen = [line[5:] for line in ran.stdout.splitlines() if line.startswith("SEEN ")]
+    if ran.returncode != 0 or not seen:
+        last = (ran.stderr.strip() or ran.stdout.strip() or "no output").splitlines()[-1]
+        todo = re.search(r"NotImplementedError: (TODO\b.*)", ran.stderr)
+        if todo:
+            return [todo.group(1)]
+        return [f"the Datasets fail in DataLoader workers started by {context} ({last}): open the file in "
+                "__getitem__, in the process that reads, never in __init__"]
+    problems = []
+    for name, got in json.loads(seen[-1]).items():
+        if got != want:
+            problems.append(f"the {name} Dataset gives other samples in {context}-started DataLoader workers than "
+                            "the original pictures")
+    return problems
+
+
+# --- exercise 4c: time_loaders.py, the tasks' shares -------------------------------------------------------------
+
+PROBE = '''"""Test probe (harness/exercises/formats.py): every *.jpg this process, or a child forked from it, opens is
+written to $FORMATS_PROBE_DIR/opened-<SLURM_PROCID>-<pid>.txt. An audit hook: nothing in the program changes."""
+import os
+import sys
+
+_folder = os.environ.get("FORMATS_PROBE_DIR", "")
+_open = {"pid": None, "fd": None}
+
+
+def _opened(event, args):
+    if event != "open" or not args or not isinstance(args[0], (str, bytes, os.PathLike)):
+        return
+    path = os.fsdecode(args[0])
+    if not path.endswith(".jpg"):
+        return
+    if _open["pid"] != os.getpid():  # a forked DataLoader worker: a file of its own
+        _open["pid"] = os.getpid()
+        name = f"opened-{os.environ.get('SLURM_PROCID', '0')}-{os.getpid()}.txt"
+        _open["fd"] = os.open(os.path.join(_folder, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.write(_open["fd"], (os.path.basename(path) + "\\n").encode())
+
+
+if _folder:
+    sys.addaudithook(_opened)
+'''
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without Slurm's variables and the programs' knobs (a test may run inside a job)."""
+    knobs = ("PETS_PACKED", "PETS_IMAGES", "WORKERS", "COURSE_REPORT_DIR", "COURSE_OFFLINE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM") and k not in knobs}
+    env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore", **extra)
+    return env
+
+
+@dataclass
+class Shares:
+    """The tasks of one simulated job step: one process of time_loaders.py per rank, as srun starts them."""
+    world: int  # tasks; 0 = started without any Slurm variable (outside a job)
+    root: Path
+
+    @property
+    def probe(self) -> Path:
+        return self.root / "probe"
+
+    def rank_dir(self, rank: int) -> Path:
+        return self.root / f"rank-{rank}"
+
+    def runs(self) -> list[Ran]:
+        return [Ran.load(self.rank_dir(rank) / "ran.json") for rank in range(max(self.world, 1))]
+
+    def opened(self) -> dict[int, list[str]]:
+        """The picture files each rank opened (its DataLoader workers included), in order."""
+        found: dict[int, list[str]] = {rank: [] for rank in range(max(self.world, 1))}
+        for path in sorted(self.probe.glob("opened-*.txt")):
+            found.setdefault(int(path.name.split("-")[1]), []).extend(path.read_text().split())
+        return found
+
+    @property
+    def output(self) -> str:
+        """What srun would collect: every rank's output."""
+        return "".join(run.stdout for run in self.runs())
+
+    @property
+    def reports(self) -> list:
+        return sorted((report for run in self.runs() for report in run.reports), key=lambda r: r.started)
+
+
+def run_shares(script_dir: Path, packed: Path, images: Path | None, world: int, root: Path, *, workers: int = 0,
+               step: int = 0) -> Shares:
+    """Start time_loaders.py of `script_dir` once per rank, two at a time, with SLURM_NTASKS/SLURM_PROCID set (none
+    at all when `world` is 0), the probe on, reading `packed` and (when given) the JPEG folder `images`."""
+    shares = Shares(world, root)
+    shares.probe.mkdir(parents=True, exist_ok=True)
+    (shares.probe / "sitecustomize.py").write_text(PROBE)
+    host = socket.gethostname()
+
+    def one(rank: int) -> None:
+        slurm = {} if world == 0 else {
+            "SLURM_NTASKS": str(world), "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank), "SLURM_NODEID": "0",
+            "SLURM_STEP_ID": str(step), "SLURM_JOB_ID": "4242", "SLURMD_NODENAME": host}
+        env = clean_env(PYTHONPATH=str(shares.probe), FORMATS_PROBE_DIR=str(shares.probe), **slurm)
+        folder = ["--images", str(images)] if images else []
+        ran = run_program([sys.executable, str(script_dir / "time_loaders.py"), str(packed), *folder,
+                           "--workers", str(workers)], cwd=shares.rank_dir(rank), env=env, timeout=RUN_TIMEOUT_S)
+        ran.save(shares.rank_dir(rank) / "ran.json")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # two at a time: a laptop's cores, and this machine's
+        list(pool.map(one, range(max(world, 1))))
+    return shares
+
+
+def todo_or_failure(runs: list[Ran]) -> list[str]:
+    """A rank that failed: the TODO it raised, else its last error line."""
+    for rank, ran in enumerate(runs):
+        if ran.returncode != 0:
+            todo = re.search(r"NotImplementedError: (TODO\b.*)", ran.stderr)
+            if todo:
+                return [todo.group(1)]
+            last = (ran.stderr.strip() or "no output").splitlines()[-1]
+            return [f"time_loaders.py failed as rank {rank}: {last}"]
+    return []
+
+
+def printed(output: str) -> list[dict]:
+    """Every `rank R/W FORMAT from PATH: N images in S s = X images/s on DEVICE` line."""
+    return [{"rank": int(m[1]), "ntasks": int(m[2]), "format": m[3], "path": m[4].strip(), "images": int(m[5]),
+             "seconds": float(m[6]), "rate": float(m[7]), "device": m[8]} for m in LINE.finditer(output)]
+
+
+def share_problems(shares: Shares, names: list[str]) -> list[str]:
+    """The ranks together read every picture once, each its own share: from the files they opened (the JPEG
+    folder) and the counts they printed (every format)."""
+    runs = shares.runs()
+    failed = todo_or_failure(runs)
+    if failed:
+        return failed
+    world = max(shares.world, 1)
+    share = math.ceil(len(names) / world)  # DistributedSampler pads the last share with repeats
+    problems = []
+    lines = printed(shares.output)
+    for rank in range(world):
+        mine = {line["format"]: line for line in lines if line["rank"] == rank}
+        missing = [f for f in FORMATS if f not in mine]
+        if missing:
+            return [f"rank {rank} printed no `rank {rank}/{world} {missing[0]} from ...: N images in S s = X "
+                    f"images/s on DEVICE` line"]
+        wrong = [line for line in mine.values() if line["ntasks"] != world]
+        if wrong:
+            return [f"rank {rank} says it is one of {wrong[0]['ntasks']} tasks, but SLURM_NTASKS is {world}"]
+        for line in mine.values():
+            if line["images"] != share:
+                many = " (all of them: each task must read only its share, through a DistributedSampler)" \
+                    if line["images"] == len(names) and world > 1 else ""
+                problems.append(f"rank {rank} of {world} read {line['images']} {line['format']} images{many}; its "
+                                f"share of {len(names)} is {share}")
+    if problems:
+        return problems[:1]
+    opened = shares.opened()
+    seen: dict[str, list[int]] = {}
+    for rank, files in opened.items():
+        for name in set(files):
+            seen.setdefault(name, []).append(rank)
+    twice = sorted(name for name, ranks in seen.items() if len(ranks) > 1)
+    never = sorted(set(names) - set(seen))
+    if len(names) % world == 0 and twice:
+        ranks = seen[twice[0]]
+        problems.append(f"{len(twice)} pictures were read by more than one rank (e.g. {twice[0]} by ranks {ranks}): "
+                        "each rank must read its own share (DistributedSampler with rank=SLURM_PROCID)")
+    if never:
+        problems.append(f"{len(never)} pictures were read by no rank (e.g. {never[0]}): together the ranks must read "
+                        "the whole data set (num_replicas=SLURM_NTASKS)")
+    return problems
+
+
+# --- the cluster job ---------------------------------------------------------------------------------------------
+
+SBATCH_OPTION = re.compile(r"^#SBATCH\s+(--[\w-]+)(?:[=\s]+(\S+))?")
+
+
+def sbatch_problems(text: str, name: str = "the batch script") -> list[str]:
+    """What sbatch would get wrong without a word: merge-conflict markers, and #SBATCH lines after the first
+    command, which sbatch ignores (it stops reading options there)."""
+    problems = []
+    first_command = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if re.match(r"^(<{7}|={7}|>{7})(\s|$)", line):
+            problems.append(f"{name} line {number}: merge-conflict marker `{line.strip()}`: resolve the conflict")
+        elif line.startswith("#SBATCH") and first_command is not None:
+            problems.append(f"{name} line {number}: `{line.strip()}` comes after the first command (line "
+                            f"{first_command}), so sbatch ignores it: move it above")
+        elif first_command is None and line.strip() and not line.lstrip().startswith("#"):
+            first_command = number
+    return problems
+
+
+def sbatch_options(text: str) -> dict[str, str]:
+    """The #SBATCH options sbatch reads (those before the first command): option -> value."""
+    options = {}
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+        match = SBATCH_OPTION.match(line)
+        if match:
+            options[match[1]] = match[2] or ""
+    return options
+
+
+def loaders_sbatch_problems(text: str, name: str = "loaders.sbatch") -> list[str]:
+    """The lesson's batch script: one task per GPU, the GPUs asked for, cores passed on to srun, /dev/shm."""
+    problems = sbatch_problems(text, name)
+    options = sbatch_options(text)
+    for option, value, why in (("--ntasks-per-node", "4", "one task per GPU"),
+                               ("--gres", "gpu:4", "without it the job gets no GPU"),
+                               ("--cpus-per-task", "32", "a quarter of the node's 128 cores for each task")):
+        if options.get(option) != value:
+            problems.append(f"{name}: `#SBATCH {option}={value}` is missing ({why})")
+    commands = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    srun = next((i for i, line in enumerate(commands) if line.startswith("srun ")), None)
+    export = next((i for i, line in enumerate(commands) if "SRUN_CPUS_PER_TASK" in line and "export" in line), None)
+    if srun is None:
+        problems.append(f"{name}: no `srun python time_loaders.py ...` line")
+    elif export is None or export > srun:
+        problems.append(f"{name}: `export SRUN_CPUS_PER_TASK=\"$SLURM_CPUS_PER_TASK\"` must come before srun")
+    if SHM not in text:
+        problems.append(f"{name}: the packed files are not copied to {SHM}")
+    return problems
+
+
+def tasks_per_node(result) -> int:
+    """--ntasks-per-node as the job got it: the site's sbatch_args override the script's #SBATCH line."""
+    value = None
+    script = result.workdir / "loaders.sbatch"
+    if script.is_file():
+        value = sbatch_options(script.read_text()).get("--ntasks-per-node")
+    args = list(result.settings.get("sbatch_args", []))
+    for i, arg in enumerate(args):
+        if arg.startswith("--ntasks-per-node="):
+            value = arg.split("=", 1)[1]
+        elif arg == "--ntasks-per-node" and i + 1 < len(args):
+            value = args[i + 1]
+    return int(value) if value and value.isdigit() else 1
+
+
+def check_loaders_job(result, shm: str = SHM) -> tuple[dict, list[str]]:
+    """Every task of every srun step ran and read its share in every format; images/s per format (all tasks of the
+    node together) from the shared file system and from node-local memory (`shm`)."""
+    problems: list[str] = []
+    reports = result.reports
+    lines = printed(result.output)
+    prepared_file = result.workdir / "prepared.json"
+    prepared = json.loads(prepared_file.read_text()) if prepared_file.is_file() else {}
+    for report in reports:
+        if report.exception:
+            rank = report.slurm.get("procid", "?")
+            problems.append(f"rank {rank} on {report.host} died: {report.exception}")
+    nodes = len({(r.slurm.get("nodeid"), r.host) for r in reports}) or 1
+    per_node = tasks_per_node(result)
+    world = nodes * per_node
+    steps: dict[str, list] = {}
+    for report in reports:
+        steps.setdefault(report.slurm.get("step_id", "?"), []).append(report)
+    for step, members in sorted(steps.items()):
+        ranks = sorted(int(r.slurm.get("procid", -1)) for r in members)
+        if ranks != list(range(world)):
+            missing = sorted(set(range(world)) - set(ranks))
+            problems.append(f"srun step {step}: ranks {ranks} ran; a job of {nodes} node(s) x {per_node} tasks "
+                            f"needs ranks 0-{world - 1}" + (f" (missing: {missing})" if missing else ""))
+        told = {r.slurm.get("ntasks") for r in members}
+        if told != {str(world)}:
+            problems.append(f"srun step {step}: the tasks saw SLURM_NTASKS={','.join(sorted(map(str, told)))}, "
+                            f"not {world} (nodes x --ntasks-per-node)")
+    if not lines:
+        return {}, problems + ["no `rank R/W FORMAT from PATH: N images in S s = X images/s` lines in the output"]
+    figures: dict = {"tasks": world}
+    places = {"fs": [l for l in lines if not l["path"].startswith(shm)], "shm": [l for l in lines
+                                                                               if l["path"].startswith(shm)]}
+    wanted = {"fs": FORMATS if prepared.get("images") else PACKED_FORMATS, "shm": PACKED_FORMATS}
+    count = prepared.get("count")
+    for place, formats in wanted.items():
+        for name in formats:
+            mine = [l for l in places[place] if l["format"] == name]
+            where = "node-local memory (/dev/shm)" if place == "shm" else "the shared file system"
+            if not mine:
+                problems.append(f"no pass of {name} from {where}")
+                continue
+            ranks = sorted(l["rank"] for l in mine)
+            if ranks != list(range(world)):
+                problems.append(f"{name} from {where}: ranks {ranks} printed a figure, not 0-{world - 1}")
+            if count:
+                share = math.ceil(count / world)
+                off = [l for l in mine if l["images"] != share]
+                if off:
+                    problems.append(f"{name} from {where}: rank {off[0]['rank']} read {off[0]['images']} images, "
+                                    f"its share of {count} is {share} (DistributedSampler from SLURM_NTASKS and "
+                                    "SLURM_PROCID)")
+            figures[f"{name}_{place}_images_per_s"] = round(sum(l["rate"] for l in mine), 1)
+    if result.site.gpus_real:
+        on_cpu = [l for l in lines if not l["device"].startswith("cuda")]
+        if on_cpu:
+            problems.append(f"rank {on_cpu[0]['rank']} ran on {on_cpu[0]['device']}: torch saw no GPU")
+    return figures, problems
+
+
+def images_folder(run) -> Path:
+    """The real Pets pictures that `python cats.py --prefetch` downloaded on the login node (exercise 2b)."""
+    site = run.site
+    home = site.expand(site.caches.fastai_home) or os.environ.get("FASTAI_HOME") or "~/.fastai"
+    return Path(home).expanduser() / "data" / minipets.DATASET_FOLDER / "images"
+
+
+def prepare_loaders(run, workdir: Path) -> dict[str, str]:
+    """The login-node step: pictures (stand-ins on the test cluster, the real Pets elsewhere), packed by the
+    course's own pack.py staged in `workdir`; the job gets both places in PETS_IMAGES and PETS_PACKED."""
+    settings = run.site.job("loaders").values
+    if run.site.caches.prepare == "minipets":
+        images = workdir / "images"
+        run.log(f"writing {len(minipets.BREEDS) * settings['standin_per_breed']} stand-in pictures to {images}")
+        write_pictures(images, settings["standin_per_breed"])
+    else:
+        images = images_folder(run)
+        if not any(images.glob("*.jpg")):
+            raise RuntimeError(f"no Pets pictures in {images}: run `python cats.py --prefetch` on the login node "
+                               "first (exercise 2b)")
+    packed = Path(run.site.expand(settings["packed_dir"])) if settings["packed_dir"] else workdir / "packed"
+    python = "python" if run.site.setup else shlex.quote(sys.executable)  # no set-up: the harness's own Python
+    lines = [*run.site.setup, f"cd {shlex.quote(str(workdir))}",
+             f"{python} pack.py {shlex.quote(str(images))} {shlex.quote(str(packed))}"]
+    run.login_shell("packing", lines, run.login_env(), workdir / "pack.log")
+    count = sum(1 for _ in images.glob("*.jpg"))
+    (workdir / "prepared.json").write_text(json.dumps({"images": str(images), "packed": str(packed), "count": count}))
+    return {"PETS_IMAGES": str(images), "PETS_PACKED": str(packed)}
+
+
+# --- fixtures ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Pictures:
+    """The stand-in pictures, and the same packed by the reference solutions/pack.py."""
+    images: Path
+    packed: Path
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(p.name for p in self.images.glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def formats_pictures(tmp_path_factory: pytest.TempPathFactory) -> Pictures:
+    """Drawn and packed once per test run (shared by the xdist workers). The packing is the reference one, so that
+    a check of datasets.py does not depend on the student's pack.py."""
+    with once_per_run(tmp_path_factory, "formats-pictures") as root:
+        pictures = Pictures(root / "images", root / "packed")
+        if not (root / "complete").exists():
+            write_pictures(pictures.images)
+            ran = run_pack(ROOT / "solutions" / "pack.py", pictures.images, pictures.packed, root / "pack")
+            if ran.returncode != 0:
+                raise RuntimeError("the reference solutions/pack.py failed:\n" + ran.explain())
+            (root / "complete").touch()
+    return pictures
+
+
+@pytest.fixture(scope="session")
+def formats_pack_run(target_dir: Path, formats_pictures: Pictures, tmp_path_factory: pytest.TempPathFactory):
+    """The target's pack.py run once per test run on the stand-ins: (the run, its OUT folder)."""
+    with once_per_run(tmp_path_factory, f"formats-pack-{target_dir.name}") as root:
+        record = root / "ran.json"
+        if not record.exists():
+            run_pack(target_dir / "pack.py", formats_pictures.images, root / "packed", root / "work").save(record)
+        return Ran.load(record), root / "packed"
+
+
+@pytest.fixture(scope="session")
+def formats_shares(target_dir: Path, formats_pictures: Pictures, tmp_path_factory: pytest.TempPathFactory):
+    """The target's time_loaders.py as simulated jobs of 1 (outside Slurm), 2 (two DataLoader workers per task) and
+    3 tasks, once per test run: {world: Shares}."""
+    found = {}
+    for world in WORLD_SIZES:
+        with once_per_run(tmp_path_factory, f"formats-shares-{target_dir.name}-{world}") as root:
+            if not (root / "complete").exists():
+                run_shares(target_dir, formats_pictures.packed, formats_pictures.images, 0 if world == 1 else world,
+                           root, workers=2 if world == 2 else 0)
+                (root / "complete").touch()
+            found[world] = Shares(0 if world == 1 else world, root)
+    return found
+
+
+EXERCISE = Exercise(
+    key="formats", number=4, title="feed the GPUs fast (packed data formats)", day=2, lesson="book/data-formats.md",
+    programs=("pack.py", "datasets.py", "time_loaders.py"), tests=("tests/test_formats.py",),
+    cluster_jobs=(ClusterJob(name="loaders", sbatch="loaders.sbatch", programs=("pack.py", "datasets.py",
+                                                                                "time_loaders.py"),
+                             check=check_loaders_job, gpus=True, needs_venv=True, prepare=prepare_loaders,
+                             settings={"standin_per_breed": (int, 20), "packed_dir": (str, "")},
+                             cost="1 node, about 5 min"),),
+)

@@ -1,0 +1,207 @@
+"""Exercise 4: packed data formats, checked on stand-in pictures on the CPU (a few seconds per check).
+
+4a pack.py writes the layout exercise 5 relies on, byte for byte, and says in one line what is wrong with its input.
+4b every Dataset gives back every picture and label, in the same order, also inside forked and spawned workers.
+4c time_loaders.py: the tasks of a job (SLURM_NTASKS/SLURM_PROCID, as srun sets them) together read every picture
+   once, each its own share; outside Slurm it is one task. The cluster job's verdict judges such a run.
+Each check is also run on a deliberately broken copy of a solution, and must catch it.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cluster_run import JobResult
+from harness.exercises import ROOT
+from harness.exercises import formats as fmt
+from harness.offline import run_program
+from harness.sites import load as load_site
+from harness.slurm import Job
+
+SOLUTIONS = ROOT / "solutions"
+
+
+def broken_copy(tmp_path: Path, name: str, old: str, new: str) -> Path:
+    """A folder holding the solutions' programs, with `old` replaced by `new` in `name` (which must contain it)."""
+    folder = tmp_path / "broken"
+    folder.mkdir(exist_ok=True)
+    for program in fmt.EXERCISE.programs:
+        shutil.copy2(SOLUTIONS / program, folder / program)
+    text = (folder / name).read_text()
+    assert old in text, f"solutions/{name} no longer contains {old!r}: update this test's broken copy"
+    (folder / name).write_text(text.replace(old, new))
+    return folder
+
+
+# --- 4a: pack.py ----------------------------------------------------------------------------------------------------
+
+def test_pack_writes_every_picture_unchanged_with_its_label_and_name(formats_pack_run, formats_pictures) -> None:
+    ran, out = formats_pack_run
+    assert ran.returncode == 0, ran.explain()
+    problems = fmt.packed_problems(out, formats_pictures.images)
+    assert not problems, problems[0]
+
+
+def test_pack_check_catches_shifted_labels(formats_pictures, tmp_path: Path) -> None:
+    folder = broken_copy(tmp_path, "pack.py", "int(name[0].isupper())", "int(name[0].islower())")
+    ran = fmt.run_pack(folder / "pack.py", formats_pictures.images, tmp_path / "out", tmp_path / "work")
+    assert ran.returncode == 0, ran.explain()
+    problems = fmt.packed_problems(tmp_path / "out", formats_pictures.images)
+    assert problems and "labels" in problems[0] and "1 = cat" in problems[0], problems
+
+
+@pytest.mark.parametrize("case", ["missing folder", "empty folder", "no arguments"])
+def test_pack_bad_input_is_one_line_saying_what_to_give(target_dir: Path, tmp_path: Path, case: str) -> None:
+    (tmp_path / "empty").mkdir()
+    args = {"missing folder": [str(tmp_path / "nowhere"), str(tmp_path / "out")],
+            "empty folder": [str(tmp_path / "empty"), str(tmp_path / "out")], "no arguments": []}[case]
+    ran = run_program([sys.executable, str(target_dir / "pack.py"), *args], cwd=tmp_path, timeout=60)
+    assert ran.returncode != 0, f"pack.py accepted {case}\n" + ran.explain()
+    lines = ran.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in ran.stderr, f"{case}: not one line\n" + ran.explain()
+    assert ("IMAGES_FOLDER" in lines[0]) if case == "no arguments" else ("folder" in lines[0]), lines[0]
+    assert not (tmp_path / "out" / "pets.h5").exists(), "pack.py wrote pets.h5 although its input was wrong"
+
+
+# --- 4b: datasets.py ------------------------------------------------------------------------------------------------
+
+def test_every_dataset_gives_back_every_picture_and_label_in_order(target_dir: Path, formats_pictures) -> None:
+    problems = fmt.dataset_problems(target_dir, formats_pictures.packed, formats_pictures.images)
+    assert not problems, problems[0]
+
+
+def test_folder_and_packed_datasets_agree_sample_by_sample(target_dir: Path, formats_pictures) -> None:
+    datasets = fmt.make_datasets(fmt.load_datasets(target_dir), formats_pictures.packed, formats_pictures.images)
+    folder = datasets.pop("jpeg-folder")
+    import torch
+
+    for i in range(len(folder)):
+        image, label = folder[i]
+        for name, dataset in datasets.items():
+            other, other_label = dataset[i]
+            assert torch.equal(image, other) and int(label) == int(other_label), (
+                f"sample {i}: the folder Dataset and the {name} Dataset disagree")
+
+
+def test_dataset_check_catches_labels_shifted_by_one(formats_pictures, tmp_path: Path) -> None:
+    folder = broken_copy(tmp_path, "datasets.py", "self.labels[i]\n        # --- end",
+                         "self.labels[i - 1]\n        # --- end")
+    problems = fmt.dataset_problems(folder, formats_pictures.packed, formats_pictures.images)
+    assert problems and "label" in problems[0], problems
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_packed_datasets_work_in_dataloader_workers(target_dir: Path, formats_pictures, tmp_path: Path,
+                                                    context: str) -> None:
+    problems = fmt.worker_problems(target_dir, formats_pictures.packed, formats_pictures.images, context, tmp_path)
+    assert not problems, problems[0]
+
+
+def test_worker_check_catches_a_file_opened_in_init(formats_pictures, tmp_path: Path) -> None:
+    """An HDF5 file opened in __init__ travels to the workers with the Dataset: a spawned (or forkserver) worker
+    cannot even receive it ("h5py objects cannot be pickled")."""
+    folder = broken_copy(tmp_path, "datasets.py", "self.path, self.size, self.file, self.labels = path, size, None,",
+                         "self.path, self.size, self.file, self.labels = path, size, h5py.File(path, 'r'),")
+    problems = fmt.worker_problems(folder, formats_pictures.packed, formats_pictures.images, "spawn", tmp_path)
+    assert problems and "never in __init__" in problems[0], problems
+
+
+# --- 4c: time_loaders.py --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("world", fmt.WORLD_SIZES, ids=lambda w: "outside Slurm" if w == 1 else f"{w} tasks")
+def test_tasks_together_read_every_picture_once(formats_shares, formats_pictures, world: int) -> None:
+    problems = fmt.share_problems(formats_shares[world], formats_pictures.names)
+    assert not problems, problems[0]
+    runs = formats_shares[world].runs()
+    assert all(r.returncode == 0 for r in runs)
+    for rank, ran in enumerate(runs):
+        assert ran.reports and ran.reports[0].slurm.get("procid", "0") == str(rank)
+        assert "on cpu" in ran.stdout, "time_loaders.py should fall back to the CPU where there is no GPU"
+
+
+def test_time_loaders_without_packed_files_says_so_in_one_line(target_dir: Path, tmp_path: Path) -> None:
+    ran = run_program([sys.executable, str(target_dir / "time_loaders.py"), str(tmp_path / "nothing")], cwd=tmp_path,
+                      env=fmt.clean_env(), timeout=120)
+    assert ran.returncode != 0
+    lines = ran.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pets.h5" in lines[0] and "pack" in lines[0], ran.explain()
+
+
+@pytest.mark.parametrize("mistake,old,new", [
+    ("no DistributedSampler: every task reads everything", "sampler=sampler,", "shuffle=True,"),
+    ("every task thinks it is rank 0", "rank=rank)", "rank=0)"),
+], ids=["no sampler", "rank ignored"])
+def test_share_check_catches(mistake: str, old: str, new: str, formats_pictures, tmp_path: Path) -> None:
+    folder = broken_copy(tmp_path, "time_loaders.py", old, new)
+    shares = fmt.run_shares(folder, formats_pictures.packed, formats_pictures.images, 2, tmp_path / "run")
+    problems = fmt.share_problems(shares, formats_pictures.names)
+    assert problems, f"{mistake}: not caught"
+
+
+# --- the cluster job ------------------------------------------------------------------------------------------------
+
+def job_result(tmp_path: Path, steps: list[fmt.Shares], count: int, images: Path, drop_rank: int | None = None):
+    """A JobResult as the cluster run hands it to the check, from simulated srun steps of time_loaders.py."""
+    workdir = tmp_path / "job"
+    workdir.mkdir(parents=True)
+    shutil.copy2(ROOT / "slurm" / "loaders.sbatch", workdir)
+    (workdir / "prepared.json").write_text(fmt.json.dumps({"images": str(images), "count": count}))
+    world = steps[0].world
+    site = load_site(ROOT / "slurm" / "sites" / "local.toml")
+    settings = {**site.job("loaders").as_dict(), "sbatch_args": [f"--ntasks-per-node={world}"]}
+    runs = [(rank, ran) for step in steps for rank, ran in enumerate(step.runs()) if rank != drop_rank]
+    reports = sorted((report for _, ran in runs for report in ran.reports), key=lambda r: r.started)
+    output = "".join(ran.stdout for _, ran in runs)
+    return JobResult(site, settings, Job("loaders", "4242", "loaders-test", state="COMPLETED", exit_code="0:0"),
+                     workdir, output, "", reports)
+
+
+@pytest.fixture
+def two_steps(formats_pictures, tmp_path: Path) -> list[fmt.Shares]:
+    """The batch script's two srun steps with two tasks: the shared file system, then a node-local copy."""
+    local = tmp_path / "node-local"
+    local.mkdir()
+    for name in ("pets.h5", "pets.arrow"):
+        shutil.copy2(formats_pictures.packed / name, local / name)
+    first = fmt.run_shares(SOLUTIONS, formats_pictures.packed, formats_pictures.images, 2, tmp_path / "step0")
+    second = fmt.run_shares(SOLUTIONS, local, None, 2, tmp_path / "step1", step=1)
+    return [first, second]
+
+
+def test_cluster_check_passes_a_good_job_and_catches_a_missing_rank(two_steps, formats_pictures,
+                                                                    tmp_path: Path) -> None:
+    shm = str(tmp_path / "node-local")
+    count = len(formats_pictures.names)
+    figures, problems = fmt.check_loaders_job(job_result(tmp_path / "good", two_steps, count,
+                                                         formats_pictures.images), shm=shm)
+    assert not problems, problems
+    assert figures["tasks"] == 2
+    for name in ("jpeg-folder_fs", "hdf5_fs", "arrow_fs", "hdf5_shm", "arrow_shm"):
+        assert figures[f"{name}_images_per_s"] > 0, figures
+    _, problems = fmt.check_loaders_job(job_result(tmp_path / "bad", two_steps, count, formats_pictures.images,
+                                                   drop_rank=1), shm=shm)
+    assert any("missing: [1]" in p for p in problems), problems
+
+
+def test_loaders_sbatch_asks_for_one_task_per_gpu_and_passes_the_cores_on() -> None:
+    text = (ROOT / "slurm" / "loaders.sbatch").read_text()
+    assert fmt.loaders_sbatch_problems(text) == []
+
+
+@pytest.mark.parametrize("defect", ["merge conflict", "#SBATCH after a command", "no SRUN_CPUS_PER_TASK"])
+def test_sbatch_lint_catches_the_defects_of_published_course_files(defect: str) -> None:
+    text = (ROOT / "slurm" / "loaders.sbatch").read_text()
+    if defect == "merge conflict":
+        text = text.replace("#SBATCH --time", "<<<<<<< HEAD\n#SBATCH --time", 1) + "=======\n>>>>>>> other\n"
+    elif defect == "#SBATCH after a command":
+        gres = next(line for line in text.splitlines() if line.startswith("#SBATCH --gres"))
+        text = text.replace(gres + "\n", "").replace("\nsource ", f"\nsource /dev/null\n{gres}\nsource ", 1)
+    else:
+        text = "\n".join(line for line in text.splitlines() if "SRUN_CPUS_PER_TASK" not in line)
+    problems = fmt.loaders_sbatch_problems(text)
+    expected = {"merge conflict": "merge-conflict marker", "#SBATCH after a command": "sbatch ignores it",
+                "no SRUN_CPUS_PER_TASK": "must come before srun"}[defect]
+    assert any(expected in p for p in problems), problems
