@@ -14,9 +14,10 @@ SYSTEM_CONF=/etc/slurm/slurm.conf
 HOSTS=/etc/hosts
 HOSTS_BEGIN="# >>> course local Slurm cluster: written by slurm/local-cluster/start.sh, removed by stop.sh >>>"
 HOSTS_END="# <<< course local Slurm cluster <<<"
-# In stopping order: the controller first (stopped after its nodes, it waits for messages it cannot send), the
-# database last but munged (everyone authenticates through it). "slurmd" alone: the one node of older start.sh.
-DAEMONS=(slurmctld slurmd.dc01 slurmd.dc02 slurmd slurmdbd mariadbd munged)
+# In stopping order, each group at once (each daemon takes about 2 s to end): the controller first (stopped after
+# its nodes, it waits for messages it cannot send), then the nodes and slurmdbd (after the controller's last
+# records), then the database and munged. "slurmd" alone: the one node of older versions of start.sh.
+GROUPS_=("slurmctld" "slurmd.dc01 slurmd.dc02 slurmd slurmdbd" "mariadbd munged")
 purge=0
 case ${1:-} in
     "") ;;
@@ -57,17 +58,27 @@ if alive slurmctld; then
     scontrol delete reservation "$RESERVATION" 2>/dev/null || true
 fi
 
-for daemon in "${DAEMONS[@]}"; do
-    alive "$daemon" || { rm -f "$STATE/run/$daemon.pid"; continue; }
-    pid=$(pid_of "$daemon")
-    kill "$pid"
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "stop.sh: $daemon ($pid) ignored SIGTERM for 20 s: sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$STATE/run/$daemon.pid"
-    echo "stop.sh: stopped $daemon ($pid)"
+stop_group() {  # stop_group NAME...: SIGTERM to all at once; SIGKILL to any still there after 20 s
+    local name pid names=() pids=()
+    for name; do
+        alive "$name" || { rm -f "$STATE/run/$name.pid"; continue; }
+        pid=$(pid_of "$name"); kill "$pid" 2>/dev/null || true
+        names+=("$name"); pids+=("$pid")
+    done
+    for i in "${!pids[@]}"; do
+        pid=${pids[i]}
+        for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "stop.sh: ${names[i]} ($pid) ignored SIGTERM for 20 s: sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        rm -f "$STATE/run/${names[i]}.pid"
+        echo "stop.sh: stopped ${names[i]} ($pid)"
+    done
+}
+for group in "${GROUPS_[@]}"; do
+    # shellcheck disable=SC2086
+    stop_group $group
 done
 
 # The reservation must not come back with the next start's saved state.
