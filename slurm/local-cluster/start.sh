@@ -101,7 +101,8 @@ HOST=$(hostname -s)
 # that many sockets of one core (so TaskPluginParam=Cores binds a task to exactly the cores it asked for), and
 # 45 % of the memory: both slurmd report the whole machine, and slurmd drains a node that reports less than
 # configured. A job asking for more than a node has (JURECA's 128 cores) is rejected at submission.
-HW=$(slurmd -C | head -n 1)
+HW=$(slurmd -C) || die "slurmd -C failed"
+HW=${HW%%$'\n'*}
 [[ $HW == "NodeName=$HOST "* ]] || die "slurmd -C names the node '${HW%% *}', hostname -s says '$HOST'"
 [[ $HW =~ CPUs=([0-9]+) ]] || die "slurmd -C prints no CPUs= ($HW)"
 CPUS=${BASH_REMATCH[1]}
@@ -111,7 +112,8 @@ NODE_HW="CPUs=$CPUS Boards=1 SocketsPerBoard=$CPUS CoresPerSocket=1 ThreadsPerCo
 MEM_PER_CPU=$((NODE_MEM / CPUS))
 
 # Memory enforcement: task/cgroup where this machine has a writable cgroup-v1 memory controller (the kernel
-# kills a job over --mem and Slurm records OUT_OF_MEMORY); else slurmstepd's own polling kills it.
+# kills a job over --mem and Slurm records OUT_OF_MEMORY); else slurmstepd's own polling kills it (every 5 s,
+# and the job ends FAILED, not OUT_OF_MEMORY). COURSE_SLURM_NO_CGROUP=1 chooses the latter.
 CGROUP_MEM=/sys/fs/cgroup/memory
 if [[ -z ${COURSE_SLURM_NO_CGROUP:-} && -f $CGROUP_MEM/memory.limit_in_bytes ]] \
     && mkdir -p "$CGROUP_MEM/course-slurm-probe" 2>/dev/null && rmdir "$CGROUP_MEM/course-slurm-probe"; then
