@@ -131,8 +131,10 @@ def pytester_free_run():
 
 def test_paths_expand_like_a_shell(monkeypatch):
     site = sites.load(SHIPPED / "local.toml")
+    monkeypatch.setenv("HOME", "/home/student")
+    assert site.expand(site.course_venv) == "/home/student/course/venv-template"
     monkeypatch.delenv("COURSE_SLURM_STATE", raising=False)
-    assert site.expand(site.course_venv) == "/tmp/course-slurm/venv-template"
+    assert site.expand("${COURSE_SLURM_STATE:-/tmp/course-slurm}/x") == "/tmp/course-slurm/x"
     monkeypatch.setenv("COURSE_SLURM_STATE", "/srv/slurm")
-    assert site.expand(site.course_venv) == "/srv/slurm/venv-template"
+    assert site.expand("${COURSE_SLURM_STATE:-/tmp/course-slurm}/x") == "/srv/slurm/x"
     assert site.expand("{root}/x/{out}", out="/o") == f"{sites.ROOT}/x//o"

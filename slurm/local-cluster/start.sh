@@ -70,6 +70,8 @@ VENV_SITE=$("$VENV_PY" -c 'import sysconfig; print(sysconfig.get_path("purelib")
 PY_VERSION=$("$PYTHON_REAL" -c 'import platform; print(platform.python_version())')
 TORCH_VERSION=$("$VENV_PY" -c 'from importlib.metadata import version; print(version("torch").split("+")[0])' \
     2>/dev/null) || die "torch is not installed in $ROOT/.venv: run ./setup.sh first"
+VISION_VERSION=$("$VENV_PY" -c 'from importlib.metadata import version; print(version("torchvision").split("+")[0])' \
+    2>/dev/null) || die "torchvision is not installed in $ROOT/.venv: run ./setup.sh first"
 
 # --- the course users: jobs run as them, never as root ------------------------------------------------
 if ! id -u "$COURSE_USER" >/dev/null 2>&1; then
@@ -136,6 +138,7 @@ render() {  # render TEMPLATE DEST: fill in the @NAME@ placeholders; false when 
         -e "s|@LMOD_INIT@|$LMOD_INIT|g" -e "s|@MODULEROOT@|$STATE/modulefiles|g" \
         -e "s|@GCC_VERSION@|$GCC_VERSION|g" -e "s|@MPI_VERSION@|$MPI_VERSION|g" \
         -e "s|@PY_VERSION@|$PY_VERSION|g" -e "s|@TORCH_VERSION@|$TORCH_VERSION|g" \
+        -e "s|@VISION_VERSION@|$VISION_VERSION|g" \
         -e "s|@PYTHON_BIN@|$PYTHON_BIN|g" -e "s|@VENV_SITE@|$VENV_SITE|g" "$1" >"$2.new"
     if [[ -f $2 ]] && cmp -s "$2.new" "$2"; then rm -f "$2.new"; return 1; fi
     mv "$2.new" "$2"
@@ -174,6 +177,7 @@ place GCC "Stages/2024/Core/GCC/$GCC_VERSION.lua"
 place Python "Stages/2024/Core/Python/$PY_VERSION.lua"
 place OpenMPI "Stages/2024/Compiler/GCC/$GCC_VERSION/OpenMPI/$MPI_VERSION.lua"
 place PyTorch "Stages/2024/MPI/GCC/$GCC_VERSION/OpenMPI/$MPI_VERSION/PyTorch/$TORCH_VERSION.lua"
+place torchvision "Stages/2024/MPI/GCC/$GCC_VERSION/OpenMPI/$MPI_VERSION/torchvision/$VISION_VERSION.lua"
 # The course scripts call `python`; a base bin dir without one (Debian's /usr/bin) gets it from here.
 if [[ ! -x $PYTHON_BIN/python ]]; then
     ln -sfn "$PYTHON_REAL" "$STATE/python-bin/python"
