@@ -1,0 +1,253 @@
+"""Exercise 5: one training spread over many processes with DistributedDataParallel, checked on the CPU with gloo.
+
+5a train.py learns on one process and keeps its log and model.
+5b train_ddp.py under torchrun_jsc --standalone (two processes, no Slurm): one process group of the right size;
+   each rank trains on its own share of the pictures, in a new order every epoch; the loss of every step equals that
+   of one process with the same global batch; rank 0 alone saves the model and keeps the log; a rank that crashes
+   ends the whole run at once, with a message that names it.
+5c slurm/ddp.sbatch itself on the two-node local cluster: 2 nodes x 4 processes, gloo, the verdict of the cluster
+   job; a crashing rank on the second node fails the job (FAILED, not a hang until the time limit).
+Each check is also run on a deliberately broken copy of the solution, and must catch it.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.exercises import ROOT
+from harness.exercises import ddp
+from harness.localcluster import LocalCluster
+from harness.offline import Ran
+
+SOLUTIONS = ROOT / "solutions"
+PROGRAMS = ("pack.py", "datasets.py", "train.py", "train_ddp.py")
+BROKEN_EPOCHS = 2  # enough for the order of a second epoch; the broken runs are compared with the first two
+
+
+def broken_copy(tmp_path: Path, *edits: tuple[str, str]) -> Path:
+    """A folder holding the solutions' programs, train_ddp.py with each `old` replaced by `new` (it must contain it)."""
+    folder = tmp_path / "broken"
+    folder.mkdir(exist_ok=True)
+    for program in PROGRAMS:
+        shutil.copy2(SOLUTIONS / program, folder / program)
+    text = (folder / "train_ddp.py").read_text()
+    for old, new in edits:
+        assert old in text, f"solutions/train_ddp.py no longer contains {old!r}: update this test's broken copy"
+        text = text.replace(old, new)
+    (folder / "train_ddp.py").write_text(text)
+    return folder
+
+
+def crashing_copy(tmp_path: Path, rank: str) -> Path:
+    """train_ddp.py whose rank `rank` (a Python expression) raises at the start of epoch 1."""
+    loop = "    for epoch in range(EPOCHS):\n"
+    crash = (f"        if epoch == 1 and dist.get_rank() == {rank}:\n"
+             f"            raise RuntimeError(f'deliberate crash of rank {{dist.get_rank()}} in epoch 1')\n")
+    return broken_copy(tmp_path, (loop, loop + crash))
+
+
+def succeeded(run: ddp.Run, program: str = "train_ddp.py") -> None:
+    if run.ran.returncode != 0:
+        pytest.fail(ddp.failure(run.ran, program) + "\n" + run.explain(), pytrace=False)
+
+
+# --- 5a: one process ------------------------------------------------------------------------------------------------
+
+def test_single_process_training_learns_and_keeps_log_and_model(ddp_single: ddp.Run) -> None:
+    succeeded(ddp_single, "train.py")
+    figures, problems = ddp.learning(ddp_single.log())
+    assert not problems, problems[0]
+    print("train.py:", figures, f"({ddp_single.seconds:.1f} s)")
+    assert (ddp_single.workdir / ddp.MODEL).is_file(), "train.py saved no model.pt in its working folder"
+    assert not [r for r in ddp_single.workers if r.network], "train.py tried to reach the network"
+
+
+# --- 5b: two processes under torchrun --------------------------------------------------------------------------------
+
+def test_every_rank_joins_one_group_of_two_with_gloo(ddp_two: ddp.Run) -> None:
+    succeeded(ddp_two)
+    problems = ddp.world_problems(ddp_two.workers, world=2, backend="gloo")
+    assert not problems, problems[0]
+    assert {r.rank.get("world_size") for r in ddp_two.workers} == {"2"}  # what torchrun told them
+    assert not ddp_two.leftover, "processes of the run outlived torchrun"
+
+
+def test_ranks_train_on_disjoint_shares_that_cover_the_data_set(ddp_two: ddp.Run, ddp_packed: ddp.Packed) -> None:
+    succeeded(ddp_two)
+    shards = ddp_two.shards()
+    problems = ddp.shard_problems(shards, ddp_packed.count, world=2, batch=ddp.BATCH)
+    assert not problems, problems[0]
+    per_rank = {rank: len(epochs[0]) for rank, epochs in shards.items()}
+    assert set(per_rank.values()) == {ddp_packed.count // 2 // ddp.BATCH * ddp.BATCH}, per_rank
+
+
+def test_loss_of_every_step_equals_one_process_with_the_same_global_batch(ddp_two: ddp.Run,
+                                                                          ddp_one: ddp.Run) -> None:
+    """DistributedSampler orders the pictures by one permutation of the epoch's seed and deals them out in turn, so
+    the two ranks' batches of a step together hold exactly the pictures of the single process's batch; DDP averages
+    the gradients of the two half-batch means, which is the mean over the whole batch. Only float rounding differs."""
+    succeeded(ddp_two)
+    succeeded(ddp_one)
+    rows, reference = ddp_two.log(), ddp_one.log()
+    problems = ddp.loss_problems(rows, reference)
+    assert not problems, problems[0]
+    largest = max(abs(a[3] - b[3]) for a, b in zip(rows, reference))
+    print(f"{len(rows)} steps, largest difference {largest:.2e} (tolerance {ddp.LOSS_TOLERANCE})")
+    import torch
+
+    two, one = (torch.load(run.workdir / ddp.MODEL, map_location="cpu") for run in (ddp_two, ddp_one))
+    assert two.keys() == one.keys(), "the saved model should be the bare network (model.module), without DDP"
+    assert all(torch.allclose(two[k], one[k], atol=1e-4) for k in two), "the two trained models differ"
+
+
+def test_rank_0_alone_saves_the_model_and_keeps_the_log(ddp_two: ddp.Run, ddp_packed: ddp.Packed) -> None:
+    succeeded(ddp_two)
+    problems = ddp.writer_problems(ddp_two.workers, ddp_two.written(), ddp_two.workdir)
+    assert not problems, problems[0]
+    steps = len(ddp_two.log())
+    assert steps == ddp.EPOCHS * (ddp_packed.count // 2 // ddp.BATCH), f"{steps} lines in the log"
+
+
+# --- 5b: broken copies the checks must catch ---------------------------------------------------------------------
+
+SAMPLER = "torch.utils.data.DistributedSampler(data, num_replicas=world, rank=rank, seed=0)"
+BROKEN = {
+    "every rank trains on all pictures": (
+        [(SAMPLER, "torch.utils.data.DistributedSampler(data, num_replicas=1, rank=0, seed=0)")],
+        "shards", "went to rank"),
+    "the same order every epoch": ([("sampler.set_epoch(epoch)", "pass")], "shards", "sampler.set_epoch"),
+    "every rank saves the model": ([("    if rank == 0:  # every process", "    if True:  # every process")],
+                                   "writers", "saved the model"),
+    "every rank writes the log": ([('open("train_log.csv", "w", buffering=1) if rank == 0 else None',
+                                    'open("train_log.csv", "w", buffering=1)')], "writers", "opened train_log.csv"),
+    "the logged loss is rank 0's own": ([("            dist.all_reduce(loss)", "            loss *= world")],
+                                        "loss", "not averaged"),
+    "the gradients are not averaged (no DDP)": (
+        [("torch.nn.parallel.DistributedDataParallel(make_model().to(device))", "make_model().to(device)"),
+         ("model.module.state_dict()", "model.state_dict()")], "loss", "not averaged"),
+}
+
+
+@pytest.mark.parametrize("mistake", list(BROKEN))
+def test_checks_catch_a_broken_copy(mistake: str, ddp_reference: ddp.Packed, ddp_reference_one: ddp.Run,
+                                    tmp_path: Path) -> None:
+    edits, check, words = BROKEN[mistake]
+    folder = broken_copy(tmp_path, *edits)
+    run = ddp.run_ddp(folder, ddp.data_of(ddp_reference), tmp_path / "work", 2, epochs=BROKEN_EPOCHS)
+    succeeded(run)
+    if check == "shards":
+        problems = ddp.shard_problems(run.shards(), ddp_reference.count, world=2, batch=ddp.BATCH)
+    elif check == "writers":
+        problems = ddp.writer_problems(run.workers, run.written(), run.workdir)
+    else:
+        rows = run.log()
+        problems = ddp.loss_problems(rows, ddp_reference_one.log()[:len(rows)])
+    assert problems and words in problems[0], f"{mistake}: the check found {problems}"
+    print(f"{mistake}: {problems[0]}")
+
+
+# --- a rank that crashes ends the run ----------------------------------------------------------------------------
+
+def test_a_crashing_rank_ends_the_whole_run_at_once(ddp_reference: ddp.Packed, tmp_path: Path) -> None:
+    folder = crashing_copy(tmp_path, "1")
+    run = ddp.run_ddp(folder, ddp.data_of(ddp_reference), tmp_path / "work", 2, timeout=120)
+    assert run.ran.returncode != 0, "torchrun ended well although rank 1 crashed\n" + run.explain()
+    assert "[harness] killed" not in run.ran.stderr, "the run hung after rank 1 crashed\n" + run.explain()
+    assert not run.leftover, "processes of the run outlived torchrun"
+    assert "RuntimeError: deliberate crash of rank 1 in epoch 1" in run.ran.stderr, run.explain()
+    assert "train_ddp.py FAILED" in run.ran.stderr and "rank      : 1 " in run.ran.stderr, \
+        "torchrun's summary should name the failed rank\n" + run.explain()
+    print(f"the run ended {run.seconds:.1f} s after it started")
+
+
+# --- the student's starting point ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("program, nproc", [("train.py", 0), ("train_ddp.py", 2)])
+def test_exercise_stops_at_its_first_todo(program: str, nproc: int, ddp_reference: ddp.Packed,
+                                          tmp_path: Path) -> None:
+    """exercises/ as the course hands it out stops at the first student region, with that region's TODO (not with
+    some other error further on). Once a student has filled in every region there is no TODO left to stop at."""
+    todos = [line.split('NotImplementedError("', 1)[1].rsplit('")', 1)[0]
+             for line in (ROOT / "exercises" / program).read_text().splitlines() if 'NotImplementedError("TODO' in line]
+    if not todos:
+        return  # finished work: the other checks of this module judge it
+    folder = tmp_path / "exercises"
+    folder.mkdir()
+    for name in ("train.py", "train_ddp.py"):
+        shutil.copy2(ROOT / "exercises" / name, folder / name)
+    for earlier in ("pack.py", "datasets.py"):  # exercise 4, finished
+        shutil.copy2(SOLUTIONS / earlier, folder / earlier)
+    data = ddp.data_of(ddp_reference)
+    run = (ddp.run_single(folder, data, tmp_path / "work") if nproc == 0
+           else ddp.run_ddp(folder, data, tmp_path / "work", nproc, timeout=120))
+    assert run.ran.returncode != 0, run.explain()
+    assert ddp.failure(run.ran, program) == todos[0], run.explain()
+
+
+def test_a_todo_of_exercise_4_says_to_finish_it_first(tmp_path: Path) -> None:
+    ran = Ran(["python", "train_ddp.py"], 1, "", 'Traceback (most recent call last):\n'
+              '  File "/x/train_ddp.py", line 9, in main\n  File "/x/datasets.py", line 33, in __getitem__\n'
+              '    raise NotImplementedError("TODO: open the file")\nNotImplementedError: TODO: open the file\n')
+    assert ddp.failure(ran, "train_ddp.py") == "first finish exercise 4 (datasets.py): TODO: open the file"
+
+
+# --- 5c: the batch script on the two-node local cluster ----------------------------------------------------------
+
+def submit_ddp(cluster: LocalCluster, folder: Path, data: Path, venv: Path, time: str) -> tuple[dict, Path]:
+    """slurm/ddp.sbatch from `folder` (which holds the programs), as a student submits it; the command line adds
+    what this machine needs (2 cores a node) and the short run's knobs. Returns Slurm's record and the folder."""
+    from harness.report import report_env
+
+    shutil.copy2(ROOT / "slurm" / "ddp.sbatch", folder / "ddp.sbatch")
+    env = report_env(folder / "reports", offline=True, base=ddp.clean_env(
+        COURSE_VENV=str(venv), DATA=str(data), EPOCHS="3", BATCH="8", WORKERS="1"))
+    record = cluster.run("--cpus-per-task=2", f"--time={time}", "ddp.sbatch", cwd=folder, env=env, timeout_s=600)
+    return record, folder
+
+
+def job_text(folder: Path, record: dict) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in (folder / f"output.{record['JobId']}",
+                                                             folder / f"error.{record['JobId']}") if p.is_file())
+
+
+@pytest.mark.slurm
+def test_batch_script_trains_on_two_nodes(local_slurm: LocalCluster, target_dir: Path, ddp_packed: ddp.Packed,
+                                         ddp_course_venv: Path, tmp_path: Path) -> None:
+    from harness.cluster_run import judge
+    from harness.sites import SITES_DIR, JobSettings, load
+    from harness.slurm import Job, seconds
+
+    folder = tmp_path / "job"
+    folder.mkdir()
+    for program in ("datasets.py", "train.py", "train_ddp.py"):
+        shutil.copy2(target_dir / program, folder / program)
+    record, folder = submit_ddp(local_slurm, folder, ddp.data_of(ddp_packed), ddp_course_venv, "00:08:00")
+    text = job_text(folder, record)
+    assert record["JobState"] == "COMPLETED", text
+    site = load(SITES_DIR / "local.toml")
+    job = Job(name="ddp", job_id=record["JobId"], job_name=record["JobName"], state=record["JobState"],
+              exit_code=record["ExitCode"], elapsed_s=seconds(record["RunTime"]) or 0)
+    settings = JobSettings(cpus_per_task=2, values={"backend": "gloo", "standin_per_breed": ddp.PER_BREED})
+    verdict = judge(job, folder, ddp.EXERCISE.cluster_jobs[0], site, settings)
+    print(verdict.report(), verdict.figures)
+    assert verdict.passed, verdict.report()
+    workers = [r for r in ddp.read_reports(folder / "reports") if r.program == "train_ddp.py"]
+    assert len(workers) == 8 and ddp.nodes_of(workers) == ["dc01", "dc02"], [r.slurm for r in workers]
+    assert {r.dist["backend"] for r in workers} == {"gloo"} and {r.dist["world_size"] for r in workers} == {8}
+
+
+@pytest.mark.slurm
+def test_a_crashing_rank_fails_the_batch_job(local_slurm: LocalCluster, ddp_reference: ddp.Packed,
+                                             ddp_course_venv: Path, tmp_path: Path) -> None:
+    """The last rank (on the second node) raises in epoch 1: its torchrun fails, srun --kill-on-bad-exit ends the
+    other node's, and the job ends FAILED at once instead of hanging until its time limit."""
+    folder = crashing_copy(tmp_path, "dist.get_world_size() - 1")
+    record, folder = submit_ddp(local_slurm, folder, ddp.data_of(ddp_reference), ddp_course_venv, "00:05:00")
+    text = job_text(folder, record)
+    assert record["JobState"] == "FAILED", f"{record['JobState']} after {record['RunTime']}\n{text}"
+    assert "deliberate crash of rank 7 in epoch 1" in text and "rank      : 7 " in text, text
+    print(f"failed after {record['RunTime']} of the 5 min limit")
