@@ -481,18 +481,23 @@ def _program(args: list[str]) -> tuple[str | None, list[str]]:
     return None, []
 
 
-def book_pages(root: Path) -> list[Path]:
-    """The pages of the book, in the order of its table of contents."""
+def book_pages(root: Path) -> tuple[list[Path], list[Problem]]:
+    """The pages of the book in the order of its table of contents (all of book/*.md, by name, when _toc.yml
+    cannot be read, with a problem saying so)."""
+    import yaml
+
     from harness.book import toc_files
 
-    pages = []
-    for name in toc_files(root):
-        for suffix in (".md", ""):
-            path = root / f"{name}{suffix}"
-            if path.is_file() and path.suffix == ".md":
-                pages.append(path)
-                break
-    return pages
+    try:
+        names = toc_files(root)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        reason = str(getattr(error, "problem", None) or error).splitlines()[0]
+        return sorted((root / "book").glob("*.md")), [Problem(
+            "_toc.yml", mark.line + 1 if mark else 1,
+            f"the table of contents is not valid YAML ({reason}): fix it (the pages were checked in name order)")]
+    pages = [root / f"{name}.md" for name in names]
+    return [page for page in pages if page.is_file()], []
 
 
 def usage_files(root: Path, files: list[Path] | None = None) -> list[tuple[Path, PurePosixPath]]:
@@ -509,8 +514,8 @@ def usage_files(root: Path, files: list[Path] | None = None) -> list[tuple[Path,
 
 def check_commands(root: Path, files: list[Path] | None = None) -> list[Problem]:
     """Rule 5 for every page of the book and every usage comment."""
-    problems = []
-    for page in book_pages(root):
+    pages, problems = book_pages(root)
+    for page in pages:
         walk = Walk(root, _relative(page, root), WORK)
         for command in bookcommands.page_commands(page):
             walk.run(command)
