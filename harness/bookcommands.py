@@ -281,3 +281,50 @@ def is_placeholder(word: str) -> bool:
     """A word the reader fills in: <jobid>, $VAR, a glob, or a name in capitals with an underscore (YOUR_NAME)."""
     return (PLACEHOLDER_MARK in word or "$" in word or any(c in word for c in "*?[]{}")
             or re.search(r"(?:^|[/.=@])[A-Z][A-Z0-9]*_[A-Z0-9_]+(?:$|[/.@])", word) is not None)
+
+
+# --- the student's walk: the exercise commands of a lesson, as a test runs them ------------------------------------
+
+JOB_PLACEHOLDERS = re.compile(r"<(?:job[_-]?)?id>", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One exercise command of a lesson, as the student's walk (tests/test_student_path.py) runs it."""
+    command: Command
+    run: str  # what the shell runs: the line as written (`watch squeue --me` becomes one `squeue --me`)
+    submits: bool  # it submits a job: its output names the job id
+    waits: bool  # afterwards the student waits until the submitted jobs have left the queue
+
+
+def student_steps(page: Path) -> list[Step]:
+    """The commands of a lesson's {exercise} and {solution} blocks, in page order, as the student types them.
+
+    `watch squeue --me` (which runs until Ctrl+C) becomes one `squeue --me`; after it, and after a plain
+    `squeue --me` (the solutions follow the job "PD, then R, then gone"), the walk waits until the jobs submitted so
+    far have left the queue, as the student does before reading their output.
+    """
+    steps = []
+    for command in exercise_commands(page):
+        simple = [_command_words(s.words) for s in words(command.text)]
+        text = command.text
+        waits = any(ws[:2] == ["squeue", "--me"] or ws[:3] == ["watch", "squeue", "--me"] for ws in simple)
+        if any(ws[:1] == ["watch"] for ws in simple):
+            text = re.sub(r"^\s*watch\s+(?:-\S+\s+)*", "", text)
+        steps.append(Step(command, text, any(ws[:1] == ["sbatch"] for ws in simple), waits))
+    return steps
+
+
+def _command_words(ws: list[str]) -> list[str]:
+    """The words from the command name on (without `NAME=value` settings in front)."""
+    while ws and re.match(r"^[A-Za-z_]\w*=", ws[0]):
+        ws = ws[1:]
+    return ws
+
+
+def with_job_id(text: str, job_id: str, examples: set[str] = frozenset()) -> str:
+    """The command for the job just submitted: `<id>`/`<jobid>` and the page's example ids become `job_id`."""
+    text = JOB_PLACEHOLDERS.sub(job_id, text)
+    for example in examples:
+        text = re.sub(rf"(?<!\d){example}(?!\d)", job_id, text)
+    return text
