@@ -75,19 +75,27 @@ def _write():
 if _folder and _rank is not None:
     from torch.utils.data import dataloader as _loader
 
-    _reset, _next_index = _loader._BaseDataLoaderIter._reset, _loader._BaseDataLoaderIter._next_index
+    _iter = _loader._BaseDataLoaderIter
+    _init, _reset, _next_index = _iter.__init__, _iter._reset, _iter._next_index
 
-    def _recorded_reset(self, loader, first_iter=False):
+    def _recorded_init(self, loader):  # a new pass over a DataLoader: an epoch
         _seen["epochs"].append([])
+        return _init(self, loader)
+
+    def _recorded_reset(self, loader, first_iter=False):  # persistent workers start the next epoch here
+        if not first_iter:
+            _seen["epochs"].append([])
         return _reset(self, loader, first_iter)
 
     def _recorded_next_index(self):
         index = _next_index(self)
-        _seen["epochs"][-1].extend(int(i) for i in (index if isinstance(index, (list, tuple)) else [index]))
+        try:
+            _seen["epochs"][-1].extend(int(i) for i in (index if isinstance(index, (list, tuple)) else [index]))
+        except Exception:  # the probe never breaks the program it watches
+            pass
         return index
 
-    _loader._BaseDataLoaderIter._reset = _recorded_reset
-    _loader._BaseDataLoaderIter._next_index = _recorded_next_index
+    _iter.__init__, _iter._reset, _iter._next_index = _recorded_init, _recorded_reset, _recorded_next_index
     sys.addaudithook(_opened)
     atexit.register(_write)
 '''
@@ -221,20 +229,21 @@ def launch(argv: list[str], workdir: Path, env: dict[str, str],
     return Ran(argv, process.returncode, stdout, stderr, workdir, reports), seconds, leftover
 
 
-def run_single(script_dir: Path, data: Path, workdir: Path, *, batch: int = 2 * BATCH, epochs: int = EPOCHS) -> Run:
+def run_single(script_dir: Path, data: Path, workdir: Path, *, batch: int = 2 * BATCH, epochs: int = EPOCHS,
+               workers: int = WORKERS) -> Run:
     """train.py of `script_dir` in one process, as in exercise 5a."""
-    env = clean_env(DATA=str(data), EPOCHS=str(epochs), BATCH=str(batch), WORKERS=str(WORKERS))
+    env = clean_env(DATA=str(data), EPOCHS=str(epochs), BATCH=str(batch), WORKERS=str(workers))
     return Run(*launch([sys.executable, str(script_dir / "train.py")], workdir, env)[:2])
 
 
 def run_ddp(script_dir: Path, data: Path, workdir: Path, nproc: int, *, batch: int = BATCH, epochs: int = EPOCHS,
-            timeout: float = RUN_TIMEOUT_S) -> Run:
+            workers: int = WORKERS, timeout: float = RUN_TIMEOUT_S) -> Run:
     """train_ddp.py of `script_dir` in `nproc` processes on this machine: torchrun_jsc --standalone (one node, no
     Slurm), with the probe on."""
     probe = workdir / ".probe"
     probe.mkdir(parents=True, exist_ok=True)
     (probe / "sitecustomize.py").write_text(PROBE)
-    env = clean_env(DATA=str(data), EPOCHS=str(epochs), BATCH=str(batch), WORKERS=str(WORKERS),
+    env = clean_env(DATA=str(data), EPOCHS=str(epochs), BATCH=str(batch), WORKERS=str(workers),
                     PYTHONPATH=str(probe), DDP_PROBE_DIR=str(probe))
     argv = [sys.executable, "-m", "torchrun_jsc", "--standalone", f"--nproc_per_node={nproc}",
             str(script_dir / "train_ddp.py")]
@@ -512,19 +521,24 @@ def ddp_reference_one(ddp_reference: Packed, tmp_path_factory: pytest.TempPathFa
     return _one(SOLUTIONS, ddp_reference, tmp_path_factory)
 
 
-@pytest.fixture(scope="session")
-def ddp_course_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A course venv made from venv-template/ the way the local site profile says (on top of the test cluster's
-    PyTorch module), once per test run, for the batch jobs of the tests."""
+def make_course_venv(venv: Path) -> str:
+    """A course venv at `venv`, made from venv-template/ the way the local site profile says (on top of the test
+    cluster's PyTorch module), unless it is there already. Returns "" or why it could not be made."""
     from harness.sites import SITES_DIR, load
 
-    site = load(SITES_DIR / "local.toml")
+    if (venv / "venv" / "bin" / "python").exists():
+        return ""
+    shutil.copytree(ROOT / "venv-template", venv, dirs_exist_ok=True, ignore=shutil.ignore_patterns("venv"))
+    done = subprocess.run(["bash", "-lc", " && ".join(load(SITES_DIR / "local.toml").venv_setup)], text=True,
+                          capture_output=True, env={**clean_env(), "COURSE_VENV": str(venv)}, timeout=600)
+    return "" if done.returncode == 0 else f"the course venv could not be made:\n{done.stdout}\n{done.stderr}"
+
+
+@pytest.fixture(scope="session")
+def ddp_course_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The course venv for the batch jobs of the tests, made once per test run."""
     with once_per_run(tmp_path_factory, "ddp-course-venv") as root:
-        venv = root / "venv-template"
-        if not (venv / "venv" / "bin" / "python").exists():
-            shutil.copytree(ROOT / "venv-template", venv, dirs_exist_ok=True, ignore=shutil.ignore_patterns("venv"))
-            done = subprocess.run(["bash", "-lc", " && ".join(site.venv_setup)], capture_output=True, text=True,
-                                  env={**clean_env(), "COURSE_VENV": str(venv)}, timeout=600)
-            if done.returncode != 0:
-                pytest.fail(f"the course venv could not be made:\n{done.stdout}\n{done.stderr}", pytrace=False)
-    return venv
+        why = make_course_venv(root / "venv-template")
+        if why:
+            pytest.fail(why, pytrace=False)
+    return root / "venv-template"
