@@ -69,11 +69,11 @@ class Verdict:
 
 
 def what_it_got(reports: list[Report]) -> dict:
-    """Figures every job's verdict shows: cores and GPUs its programs got, the hosts they ran on."""
+    """Figures every job's verdict shows: cores and GPUs its programs got, the nodes they ran on."""
     if not reports:
         return {}
     return {"cores": min(r.cores or 0 for r in reports), "gpus": min(r.gpus_allocated for r in reports),
-            "hosts": ",".join(sorted({r.host for r in reports})), "processes": len(reports)}
+            "nodes": ",".join(sorted({r.node for r in reports})), "processes": len(reports)}
 
 
 def generic_problems(result: JobResult, cluster_job: ClusterJob) -> list[str]:

@@ -109,13 +109,16 @@ def job_of(item: pytest.Item) -> str | None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Submit the jobs of all selected cluster tests, all at once, before the first test runs."""
+    """Name (or cancel) what earlier runs left in the queue; then submit the jobs of all selected cluster tests,
+    all at once, before the first test runs (not with --collect-only)."""
     config = session.config
     run = config.stash.get(_RUN_KEY, None)
-    if run is None or session.config.option.collectonly:
+    if run is None:
+        return
+    report_orphans(run, config.getoption("--cancel-orphans"))
+    if session.config.option.collectonly:
         return
     run.names = sorted({job for item in session.items if (job := job_of(item)) in cluster_jobs()})
-    report_orphans(run, config.getoption("--cancel-orphans"))
     if not run.names:
         return
     config.stash[_SIGNALS_KEY] = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_interrupt),

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.exercises import module_names
+from harness.requires import require_root
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +47,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked `root` skips without root (and fails in CI, where run-tests.sh runs these as root)."""
+    if item.get_closest_marker("root") is not None:
+        require_root(f"{item.name} (run-tests.sh runs the `root` tests as root: pytest -m root)")
 
 
 @pytest.fixture(scope="session")

@@ -81,6 +81,11 @@ class Report:
         return Path(self.argv[0]).name if self.argv else ""
 
     @property
+    def node(self) -> str:
+        """The Slurm node the process ran on (its host name outside Slurm)."""
+        return self.slurm.get("nodename") or self.host
+
+    @property
     def gpus_allocated(self) -> int:
         """GPUs Slurm handed to the process (CUDA_VISIBLE_DEVICES), 0 when it gave none."""
         value = (self.cuda_visible_devices or "").strip()

@@ -30,6 +30,7 @@ STATE_MEANING = {
     "PREEMPTED": "a job of higher priority took its nodes; submit it again (or ask for a requeue with --requeue)",
     "CANCELLED": "it was cancelled (by its owner, an administrator or the harness)",
     "DEADLINE": "it could not run before its deadline (--deadline)",
+    "SPECIAL_EXIT": "it was put on hold after a requeue (SpecialExit) and runs again only when someone releases it",
 }
 MAX_REQUEUES = 3  # a job requeued more often than this (node failures, preemption) is given up
 SHORT = {"PENDING": "PD", "CONFIGURING": "CF", "RUNNING": "R", "COMPLETING": "CG", "SUSPENDED": "S",
@@ -42,6 +43,7 @@ NEVER_CLEARS = frozenset({
     "PartitionConfig", "InvalidAccount", "InvalidQOS", "AccountNotAllowed", "QOSNotAllowed", "AssocMaxJobsLimit",
     "AssociationJobLimit", "ReservationDeleted", "BadConstraints", "DependencyNeverSatisfied", "JobHeldUser",
     "JobHeldAdmin", "NodeDown", "FrontEndDown", "InactiveLimit",
+    "job_requeued_in_held_state",  # `scontrol requeuehold`: Slurm 22.05 shows it as PENDING with this reason
 })
 # sbatch's messages for a setting the site profile got wrong -> the profile key to fix
 REFUSALS = (
@@ -314,7 +316,11 @@ class Poller:
 
 
 def never_clears(reason: str) -> bool:
-    return re.split(r"[,\s(]", reason.strip(), maxsplit=1)[0] in NEVER_CLEARS
+    """Is the pending reason one that waiting cannot clear? (squeue may spell `a_b` as `a b`.)"""
+    reason = reason.strip()
+    if reason.replace(" ", "_").startswith("job_requeued_in_held_state"):
+        return True
+    return re.split(r"[,\s(]", reason, maxsplit=1)[0] in NEVER_CLEARS
 
 
 def _token(job: Job) -> str:
@@ -381,8 +387,8 @@ def _give_up(job: Job, time_margin_s: int, pending_limit_s: int) -> str:
     if job.state in PENDING:
         if job.requeues > MAX_REQUEUES:
             return f"requeued {job.requeues} times (node failures or preemption): giving up"
-        if job.state == "REQUEUE_HOLD":
-            return ("held after a requeue (REQUEUE_HOLD): it would stay in the queue until someone runs "
+        if job.state == "REQUEUE_HOLD" or job.reason.replace(" ", "_").startswith("job_requeued_in_held_state"):
+            return ("held after a requeue: it would stay in the queue until someone runs "
                     f"`scontrol release {job.job_id}`")
         if never_clears(job.reason):
             return f"pending for a reason that will not clear: {job.reason}"

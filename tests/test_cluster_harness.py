@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness import slurm, sites
-from harness.cluster_run import judge
+from harness.cluster_run import ClusterRun, judge
 from harness.requires import require, require_command
 
 ROOT = sites.ROOT
@@ -187,12 +187,19 @@ def test_no_sbatch_on_path_says_what_is_needed(tmp_path, monkeypatch):
         slurm.require_sbatch()
 
 
+def cluster_run_command(*extra: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "--cluster", "--site", "local", "-p", "no:cacheprovider", *extra,
+            "tests/cluster"]
+
+
+def cluster_run_env(out: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return {**env, "COURSE_SLURM_OUT": str(out), "PYTHONUNBUFFERED": "1"}
+
+
 def start_cluster_run(out: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "COURSE_SLURM_OUT": str(out), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "pytest", "--cluster", "--site", "local", "-p", "no:cacheprovider",
-                             *extra, "tests/cluster"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=_as_in_a_terminal)
+    return subprocess.Popen(cluster_run_command(*extra), cwd=ROOT, env=cluster_run_env(out), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=_as_in_a_terminal)
 
 
 def _as_in_a_terminal() -> None:
@@ -255,6 +262,9 @@ def test_cluster_run_on_the_local_cluster_passes_matrix_and_cats(local_site, tmp
     assert set(verdicts) == {"matrix", "cats"}
     assert verdicts["matrix"]["passed"] and verdicts["matrix"]["figures"]["check"] == "passed"
     assert verdicts["cats"]["passed"] and verdicts["cats"]["figures"]["error_rate"] <= 0.1
+    # what the jobs got: every GPU of a node, the cores the profile asks for
+    assert verdicts["matrix"]["figures"]["gpus"] == verdicts["cats"]["figures"]["gpus"] == 4
+    assert verdicts["cats"]["figures"]["cores"] == 2 and verdicts["matrix"]["figures"]["cores"] == 1
     assert re.search(r"matrix \d+ .*COMPLETED 0:0 in \d+ s", output) and re.search(r"cats \d+ .*COMPLETED 0:0", output)
     assert_queue_empty(summary["tag"])
 
@@ -283,37 +293,225 @@ def test_durations_and_reasons():
     assert not slurm.never_clears("Resources") and not slurm.never_clears("Priority")
 
 
-def test_matrix_check_wants_a_gpu_where_the_site_has_real_ones(tmp_path):
-    from harness.cluster_run import JOBS
-    output = "device: cpu\ncheck: passed\nTFLOP/s: 0.006\n"
-    job = slurm.Job(name="matrix", job_id="5", job_name="matrix-t", state="COMPLETED", exit_code="0:0")
-    (tmp_path / "output.5").write_text(output)
+def completed(name: str, job_id: str, state: str = "COMPLETED", exit_code: str = "0:0") -> slurm.Job:
+    return slurm.Job(name=name, job_id=job_id, job_name=f"{name}-t", state=state, exit_code=exit_code)
+
+
+def write_report(folder: Path, program: str, **fields) -> None:
+    """A report as harness/jobsite/sitecustomize.py writes it (the real reporter is proven in the cluster runs)."""
+    (folder / "reports").mkdir(parents=True, exist_ok=True)
+    data = {"pid": 1, "host": "jrc0001", "argv": [program], "cores": 128, "cuda_visible_devices": "0,1,2,3",
+            "slurm": {"nodename": "jrc0001"}, "network": [], "fits": [], **fields}
+    (folder / "reports" / f"report-jrc0001-{data['pid']}.json").write_text(json.dumps(data))
+
+
+def test_matrix_verdict_wants_a_gpu_where_the_site_has_real_ones(tmp_path):
+    from harness.exercises.matrix import EXERCISE
+    job = EXERCISE.cluster_jobs[0]
     jureca, local = sites.resolve("jureca-dc"), sites.resolve("local")
-    on_jureca = judge(job, tmp_path, lambda out, wd: JOBS["matrix"].check(jureca, out, wd))
-    assert not on_jureca.passed and "torch saw no CUDA device" in on_jureca.problems[0]
-    assert judge(job, tmp_path, lambda out, wd: JOBS["matrix"].check(local, out, wd)).passed
+    (tmp_path / "output.5").write_text("device: cpu\ncheck: passed (largest relative error 1e-07)\nTFLOP/s: 0.006\n")
+    write_report(tmp_path, "matrix_gpu.py", cores=1)
+    on_jureca = judge(completed("matrix", "5"), tmp_path, job, jureca)
+    assert on_jureca.problems == ["ran on the CPU, but jureca-dc has GPUs: torch saw no CUDA device"]
+    assert judge(completed("matrix", "5"), tmp_path, job, local).passed
     (tmp_path / "output.5").write_text("device: NVIDIA A100-SXM4-40GB\ncheck: passed\nTFLOP/s: 150.2\n")
-    verdict = judge(job, tmp_path, lambda out, wd: JOBS["matrix"].check(jureca, out, wd))
-    assert verdict.passed and verdict.figures["tflops"] == 150.2
+    verdict = judge(completed("matrix", "5"), tmp_path, job, jureca)
+    assert verdict.passed and verdict.figures["tflops"] == 150.2 and verdict.figures["gpus"] == 4
 
 
-def test_cats_check_wants_bar_model_events_and_no_download(tmp_path):
-    from harness.cluster_run import JOBS
-    site = sites.resolve("jureca-dc")
-    job = slurm.Job(name="cats", job_id="6", job_name="cats-t", state="COMPLETED", exit_code="0:0")
-    check = lambda out, wd: JOBS["cats"].check(site, out, wd)  # noqa: E731
-    (tmp_path / "output.6").write_text("RESULT accuracy=0.9930 error_rate=0.0070 seconds_per_epoch=42.0 "
-                                       "images_per_second=140.5 device=cuda\n")
-    verdict = judge(job, tmp_path, check)
-    assert verdict.problems == ["models/model.pth was not saved (SaveModelCallback)",
+def test_cats_verdict_wants_bar_model_events_and_no_download(tmp_path):
+    from harness.exercises.cats import EXERCISE
+    job, site = EXERCISE.cluster_jobs[0], sites.resolve("jureca-dc")
+    fit = {"epochs": [{"valid_loss": 0.03, "accuracy": 0.993, "error_rate": 0.007, "seconds": 42.0}],
+           "device": "cuda:0", "gpu_name": "NVIDIA A100-SXM4-40GB", "train_images": 5912, "train_seconds": 40.0}
+    write_report(tmp_path, "cats.py", fits=[fit])
+    verdict = judge(completed("cats", "6"), tmp_path, job, site)
+    assert verdict.problems == ["models/model.pth was not saved (SaveModelCallback, learner path='.')",
                                 "no TensorBoard event files under runs/"]
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "model.pth").write_bytes(b"x")
     (tmp_path / "runs" / "x").mkdir(parents=True)
     (tmp_path / "runs" / "x" / "events.out.tfevents.1.host").write_bytes(b"x")
-    assert judge(job, tmp_path, check).passed
-    (tmp_path / "error.6").write_text('Downloading: "https://download.pytorch.org/models/resnet34-b627a593.pth"\n')
-    assert "tried to use the network" in judge(job, tmp_path, check).problems[0]
-    (tmp_path / "error.6").write_text("")
-    (tmp_path / "output.6").write_text("RESULT accuracy=0.95 error_rate=0.05 device=cuda\n")
-    assert "above the bar 0.02" in judge(job, tmp_path, check).problems[0]
+    verdict = judge(completed("cats", "6"), tmp_path, job, site)
+    assert verdict.passed and verdict.figures["images_per_second"] == 147.8 and verdict.figures["nodes"] == "jrc0001"
+    write_report(tmp_path, "cats.py", fits=[fit], network=["lookup s3.amazonaws.com"])
+    assert "tried to reach the internet (lookup s3.amazonaws.com)" in judge(completed("cats", "6"), tmp_path, job,
+                                                                              site).problems[0]
+    fit["epochs"][0]["error_rate"] = 0.05
+    write_report(tmp_path, "cats.py", fits=[fit])
+    assert "above the bar 0.02" in judge(completed("cats", "6"), tmp_path, job, site).problems[0]
+
+
+@pytest.mark.parametrize("state, words", [
+    ("NODE_FAIL", "a node of the job failed while it ran"), ("BOOT_FAIL", "could not be booted"),
+    ("PREEMPTED", "a job of higher priority took its nodes"), ("OUT_OF_MEMORY", "more memory than the job may"),
+    ("TIMEOUT", "past its time limit"), ("DEADLINE", "before its deadline"), ("SPECIAL_EXIT", "releases it")])
+def test_every_final_state_gets_a_verdict_that_says_what_happened(tmp_path, state, words):
+    verdict = judge(completed("job", "7", state=state, exit_code="0:0"), tmp_path)
+    assert not verdict.passed and len(verdict.problems) == 1
+    assert verdict.problems[0].startswith(f"the job ended {state} with exit code 0:0: ") and words in verdict.problems[0]
+
+
+# --- JURECA's strictness, proven with broken copies of the course files through the real harness -----------------
+
+def run_through_harness(site, names, out: Path, sources=None) -> tuple[dict, list[str]]:
+    """A whole --cluster run, in this process: prepare, submit, wait, judge; nothing left in the queue."""
+    lines: list[str] = []
+    run = ClusterRun(site, names, out_dir=out, log=lines.append, sources=sources)
+    try:
+        run.start()
+        assert not run.error, run.error
+        return run.wait(), lines
+    finally:
+        run.cancel()
+        assert_queue_empty(run.tag)
+
+
+def broken_copy(tmp_path: Path, name: str, line_pattern: str) -> Path:
+    """slurm/<name> with the lines matching `line_pattern` removed; fails if there was no such line."""
+    original = (ROOT / "slurm" / name).read_text()
+    kept = "\n".join(line for line in original.splitlines() if not re.search(line_pattern, line)) + "\n"
+    assert kept != original, f"slurm/{name} has no line matching {line_pattern!r}"
+    (tmp_path / name).write_text(kept)
+    return tmp_path / name
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_broken_copies_without_gres_or_without_srun_cpus_fail_with_their_cause(local_site, tmp_path):
+    """A matrix script that asks for no GPU, and a cat script that does not pass its cores on to srun, submitted
+    at once; each verdict fails with one line naming what to add."""
+    sources = {"jureca-matrix.sbatch": broken_copy(tmp_path, "jureca-matrix.sbatch", r"^#SBATCH --gres"),
+               "fastai.sbatch": broken_copy(tmp_path, "fastai.sbatch", r"^export SRUN_CPUS_PER_TASK")}
+    verdicts, lines = run_through_harness(local_site, ["matrix", "cats"], tmp_path / "out", sources)
+    matrix, cats = verdicts["matrix"], verdicts["cats"]
+    assert matrix.state == "COMPLETED" and matrix.figures["gpus"] == 0, matrix.report()
+    assert matrix.problems == ["Slurm gave the job no GPU (CUDA_VISIBLE_DEVICES is not set): on local a job gets GPUs "
+                               "only when it asks; add `#SBATCH --gres=gpu:4` to jureca-matrix.sbatch"], matrix.report()
+    assert cats.state == "COMPLETED" and cats.figures["cores"] == 1, cats.report()
+    assert cats.problems == ["the program could use 1 of the 2 cores the job asked for: add `export SRUN_CPUS_PER_TASK="
+                             "\"$SLURM_CPUS_PER_TASK\"` before srun in fastai.sbatch (since Slurm 22.05 srun does not pass "
+                             "--cpus-per-task on)"], cats.report()
+
+
+@pytest.mark.slurm
+def test_unknown_account_is_one_line_naming_the_profile_key(local_site, tag, tmp_path):
+    broken = dataclasses.replace(local_site, account="training9999")
+    with pytest.raises(slurm.SlurmError) as error:
+        slurm.submit(script(tmp_path, "true"), name="job", tag=tag, chdir=tmp_path, results=tmp_path, site=broken)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message == ("sbatch refused the job: Invalid account or account/partition combination specified; "
+                       f"fix `account` (now 'training9999') in {local_site.path}")
+
+
+@pytest.mark.slurm
+def test_accounting_answers_and_the_scontrol_fallback_agrees(local_site, tag, tmp_path):
+    """JURECA has accounting: the harness polls with sacct there (and here); clusters without it use scontrol."""
+    assert slurm.accounting_enabled() and slurm.Poller().use_sacct
+    job = slurm.submit(script(tmp_path, "exit 3"), name="job", tag=tag, chdir=tmp_path, results=tmp_path,
+                       site=local_site, options=["--cpus-per-task=1"])
+    slurm.wait([job], poller=slurm.Poller(use_sacct=False), log=lambda line: None)
+    by_scontrol = (job.state, job.exit_code)
+    infos = slurm.Poller(use_sacct=True).poll([job.job_id])
+    assert by_scontrol == ("FAILED", "3:0") == (infos[job.job_id].state, infos[job.job_id].exit_code)
+    tres = subprocess.run(["sacct", "-X", "-n", "-P", f"--jobs={job.job_id}", "--format=AllocTRES"],
+                          capture_output=True, text=True).stdout
+    assert "cpu=1" in tres, tres
+
+
+# --- every state a real queue produces ------------------------------------------------------------------------------
+
+def wait_for_state(job_id: str, state: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        records = slurm.show("job", job_id)
+        if records and records[0].get("JobState") == state:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"job {job_id} never reached {state}: {slurm.show('job', job_id)}")
+
+
+def admin(*args: str) -> None:
+    """An administrator's scontrol command: root, or the course user where Slurm lets it act on its own jobs."""
+    done = subprocess.run(["scontrol", *args], capture_output=True, text=True)
+    assert done.returncode == 0, f"scontrol {' '.join(args)}: {done.stderr.strip()}"
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_requeued_job_is_followed_to_its_real_end(local_site, tag, tmp_path):
+    """`scontrol requeue`: the job leaves R for the queue and runs again; the harness waits for that second run."""
+    body = 'echo "run $SLURM_RESTART_COUNT"; sleep 5'
+    job = slurm.submit(script(tmp_path, body, "00:02:00"), name="job", tag=tag, chdir=tmp_path,
+                       results=tmp_path / "job", site=local_site, options=["--cpus-per-task=1", "--requeue",
+                                                                            "--open-mode=append"])
+    wait_for_state(job.job_id, "RUNNING")
+    lines: list[str] = []
+    requeued = False
+
+    def sleep(seconds: float) -> None:  # the harness's own pause: requeue once the harness has seen it run
+        nonlocal requeued
+        if not requeued and job.state == "RUNNING":
+            admin("requeue", job.job_id)
+            requeued = True
+        time.sleep(seconds)
+
+    slurm.wait([job], log=lines.append, sleep=sleep, pending_limit_s=180)
+    verdict = judge(job, tmp_path / "job")
+    assert verdict.passed and job.requeues == 1, (lines, verdict.report())
+    assert re.search(r"R -> .*PD.* -> R -> COMPLETED 0:0", lines[-1]), lines
+    assert (tmp_path / "job" / f"output.{job.job_id}").read_text().splitlines() == ["run ", "run 1"]
+
+
+@pytest.mark.slurm
+def test_job_held_after_a_requeue_is_given_up_with_the_release_command(local_site, tag, tmp_path):
+    job = slurm.submit(script(tmp_path, "sleep 60"), name="job", tag=tag, chdir=tmp_path, results=tmp_path / "job",
+                       site=local_site, options=["--cpus-per-task=1", "--requeue"])
+    wait_for_state(job.job_id, "RUNNING")
+    admin("requeuehold", job.job_id)
+    lines: list[str] = []
+    slurm.wait([job], log=lines.append, pending_limit_s=300)
+    verdict = judge(job, tmp_path / "job")
+    assert verdict.state == "CANCELLED" and not verdict.passed
+    assert f"held after a requeue: it would stay in the queue until someone runs `scontrol release {job.job_id}`" \
+        in job.given_up, (lines, verdict.report())
+
+
+@pytest.mark.slurm
+def test_job_over_its_memory_ends_out_of_memory_with_a_verdict_that_says_so(local_site, tag, tmp_path):
+    body = f"{sys.executable} -c 'x = bytearray(600 * 2**20); print(len(x))'"
+    job, verdict, _ = run_one(local_site, tag, tmp_path, body, options=["--mem=200M"])
+    assert verdict.state == "OUT_OF_MEMORY", verdict.report()
+    assert verdict.problems[0].startswith("the job ended OUT_OF_MEMORY with exit code 0:125: it used more memory "
+                                          "than the job may (--mem)"), verdict.problems
+
+
+# --- orphans of a killed run ------------------------------------------------------------------------------------------
+
+@pytest.mark.slurm
+def test_jobs_of_a_killed_run_are_named_by_the_next_run_and_can_be_cancelled(local_site, tmp_path):
+    first = start_cluster_run(tmp_path / "first", "-k", "matrix")
+    try:
+        started, seen = read_until(first, r"cluster run (\S+) on site local", 120)
+        assert started, seen
+        submitted, more = read_until(first, r"submitted matrix as job (\d+)", 180)
+        assert submitted, seen + more
+        first.kill()  # SIGKILL: no handler runs, the job stays in the queue
+        first.wait()
+        orphan_tag, orphan_id = started[1], submitted[1]
+        assert tagged_ids(orphan_tag) == [orphan_id]
+        second = subprocess.run(cluster_run_command("--collect-only", "-q"), cwd=ROOT, env=cluster_run_env(tmp_path),
+                                capture_output=True, text=True, timeout=120)
+        assert re.search(rf"1 job\(s\) of earlier runs are still in the queue .*{orphan_id} \(matrix-{orphan_tag}, "
+                         rf"\w+\)\. Cancel them with: scancel {orphan_id}", second.stdout + second.stderr), \
+            second.stdout + second.stderr
+        assert tagged_ids(orphan_tag) == [orphan_id], "naming the orphans must not cancel them"
+        third = subprocess.run(cluster_run_command("--collect-only", "-q", "--cancel-orphans"), cwd=ROOT,
+                               env=cluster_run_env(tmp_path), capture_output=True, text=True, timeout=120)
+        assert f"cancelled 1 job(s) that earlier runs left in the queue: {orphan_id}" in third.stdout + third.stderr
+        assert_queue_empty(orphan_tag)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        slurm.cancel([], tag=started[1] if started else None)

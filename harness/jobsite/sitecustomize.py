@@ -38,7 +38,7 @@ _report: dict = {
     "started": time.time(),
     "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
     "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-    "slurm": {k[6:].lower(): v for k, v in os.environ.items()
+    "slurm": {k.lower().split("_", 1)[1]: v for k, v in os.environ.items()
               if k in ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID",
                        "SLURM_NTASKS", "SLURM_CPUS_PER_TASK", "SLURMD_NODENAME", "SLURM_JOB_NODELIST")},
     "rank": {k.lower(): os.environ[k] for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE") if k in os.environ},
