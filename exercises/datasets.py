@@ -25,11 +25,11 @@ class FolderDataset(torch.utils.data.Dataset):  # one file per picture: one open
 class HDF5Dataset(FolderDataset):  # the same __len__; only the process that reads pictures opens the file
     def __init__(self, path, size=None):
         with h5py.File(path, "r") as h5:  # here only for the labels: an open file must not go to the workers
-            self.path, self.size, self.file, self.labels = path, size, None, h5["labels"][:].tolist()
+            self.path, self.size, self.images, self.labels = path, size, None, h5["labels"][:].tolist()
     def __getitem__(self, i):
         # --- your work ---
-        # TODO: open pets.h5 the first time this process reads a picture (keep it in self.file), then give back
-        # picture i of the dataset "images", decoded, and its label. Why not open it once in __init__?
+        # TODO: open pets.h5 the first time this process reads a picture (keep its dataset "images" in
+        # self.images), then give back picture i, decoded, and its label. Why not open the file in __init__?
         raise NotImplementedError("TODO: HDF5Dataset.__getitem__: open the file when first needed, read picture i")
         # --- end of your work ---
 

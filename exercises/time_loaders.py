@@ -13,7 +13,7 @@ from datasets import ArrowDataset, FolderDataset, HDF5Dataset
 parser = argparse.ArgumentParser(description="Time one pass through the data set in each format.")
 parser.add_argument("packed", nargs="?", default=os.environ.get("PETS_PACKED", "packed"),
                     help="the folder holding pets.h5 and pets.arrow (default: $PETS_PACKED, else ./packed)")
-parser.add_argument("--images", default=os.environ.get("PETS_IMAGES"), help="time this folder of JPEGs too")
+parser.add_argument("--images", help="a folder of JPEGs to time as well, e.g. the one pack.py packed")
 parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", 0)), help="DataLoader workers")
 args = parser.parse_args()
 formats = {"hdf5": (HDF5Dataset, f"{args.packed}/pets.h5"), "arrow": (ArrowDataset, f"{args.packed}/pets.arrow")}

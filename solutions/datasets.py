@@ -25,12 +25,12 @@ class FolderDataset(torch.utils.data.Dataset):  # one file per picture: one open
 class HDF5Dataset(FolderDataset):  # the same __len__; only the process that reads pictures opens the file
     def __init__(self, path, size=None):
         with h5py.File(path, "r") as h5:  # here only for the labels: an open file must not go to the workers
-            self.path, self.size, self.file, self.labels = path, size, None, h5["labels"][:].tolist()
+            self.path, self.size, self.images, self.labels = path, size, None, h5["labels"][:].tolist()
     def __getitem__(self, i):
         # --- your work ---
-        if self.file is None:  # the first picture this process reads: open the file now, in this process
-            self.file = h5py.File(self.path, "r")
-        return decode(self.file["images"][i].tobytes(), self.size), self.labels[i]
+        if self.images is None:  # the first picture this process reads: open the file now, in this process
+            self.images = h5py.File(self.path, "r")["images"]  # keep the dataset: a lookup by name costs time
+        return decode(self.images[i].tobytes(), self.size), self.labels[i]
         # --- end of your work ---
 
 class ArrowDataset(FolderDataset):

@@ -103,8 +103,8 @@ def test_packed_datasets_work_in_dataloader_workers(target_dir: Path, formats_pi
 def test_worker_check_catches_a_file_opened_in_init(formats_pictures, tmp_path: Path) -> None:
     """An HDF5 file opened in __init__ travels to the workers with the Dataset: a spawned (or forkserver) worker
     cannot even receive it ("h5py objects cannot be pickled")."""
-    folder = broken_copy(tmp_path, "datasets.py", "self.path, self.size, self.file, self.labels = path, size, None,",
-                         "self.path, self.size, self.file, self.labels = path, size, h5py.File(path, 'r'),")
+    folder = broken_copy(tmp_path, "datasets.py", "self.images, self.labels = path, size, None,",
+                         "self.images, self.labels = path, size, h5py.File(path, 'r')['images'],")
     problems = fmt.worker_problems(folder, formats_pictures.packed, formats_pictures.images, "spawn", tmp_path)
     assert problems and "never in __init__" in problems[0], problems
 

@@ -20,7 +20,6 @@ import os
 import re
 import shlex
 import socket
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -460,7 +459,8 @@ def tasks_per_node(result) -> int:
 def check_loaders_job(result, shm: str = SHM) -> tuple[dict, list[str]]:
     """Every task of every srun step ran and read its share in every format; images/s per format (all tasks of the
     node together) from the shared file system and from node-local memory (`shm`)."""
-    problems: list[str] = []
+    script = result.workdir / "loaders.sbatch"
+    problems = sbatch_problems(script.read_text(), script.name) if script.is_file() else []
     reports = result.reports
     lines = printed(result.output)
     prepared_file = result.workdir / "prepared.json"
