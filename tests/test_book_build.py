@@ -27,6 +27,9 @@ BUILD_TIMEOUT_S = 600
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 EXPECTED_LABELS = {
+    "ddp": ["sbatch ddp.sbatch", "srun: one task per node", "hosts the rendezvous on jrc0001i", "joins the rendezvous",
+            "jrc0001i:port", "rank 0", "rank 7", "(DistributedSampler)",
+            "all-reduce: the gradients averaged after every backward pass"],
     "batch-queue": ["Login node", "sbatch job.sbatch", "Slurm queue", "pending job (PD)", "job running (R)",
                     "results files", "You"],
     "login-vs-compute": ["Internet", "login node", "Compute nodes with GPUs: NO internet", "no internet",
