@@ -36,6 +36,8 @@ EXPECTED_LABELS = {
                          "Shared file system", "caches filled", "jobs read the caches"],
     "ssh-tunnel": ["Browser", "http://localhost:9999", "localhost:9999", "Firewall", "only port 22 (ssh) open",
                    "TensorBoard", "127.0.0.1:9999", "ssh -L, encrypted"],
+    "small-files": ["reading a folder of JPEGs", "reading pets.h5 or pets.arrow", "metadata servers",
+                    "storage servers", "one open per picture:", "one open per file", "large sequential reads"],
 }
 
 
