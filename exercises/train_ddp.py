@@ -9,10 +9,9 @@ from train import BATCH, DATA, EPOCHS, LR, SIZE, WORKERS, make_model  # BATCH: p
 def main():
     data = HDF5Dataset(DATA, size=SIZE)
     # --- your work ---
-    # TODO: this process's part in the run. torchrun tells it its LOCAL_RANK: the GPU it owns (gloo, the CPU,
-    # where there is no GPU). Join the other processes with the backend that suits the device and a timeout, so
-    # that a lost process ends the run instead of hanging it; then `rank` and `world`, a sampler that hands this
-    # process its own share of `data`, and `model`: the network, on its device, wrapped for DDP.
+    # TODO: torchrun tells each process its LOCAL_RANK, the GPU it owns (or the CPU, where there is none). Join the
+    # others with the backend for that device and a timeout (a lost process must end the run, not hang it); then
+    # `rank`, `world`, a `sampler` giving this process its own share of `data`, and `model`, wrapped for DDP.
     raise NotImplementedError("TODO: join the process group; device, rank, world, sampler and the DDP model")
     # --- end of your work ---
     loader = torch.utils.data.DataLoader(data, BATCH, sampler=sampler, num_workers=WORKERS, drop_last=True)
