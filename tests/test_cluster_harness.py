@@ -85,7 +85,8 @@ def test_job_that_exits_1_fails_with_its_exit_code_and_error_tail(local_site, ta
     body = "echo 'training starts'\nfor i in $(seq 1 40); do echo \"error line $i\" >&2; done\nexit 1"
     job, verdict, lines = run_one(local_site, tag, tmp_path, body)
     assert (verdict.state, verdict.exit_code, verdict.passed) == ("FAILED", "1:0", False)
-    assert "the job ended FAILED with exit code 1:0" in verdict.problems
+    assert verdict.problems == ["the job ended FAILED with exit code 1:0: the program exited with an error (read the "
+                                "error file from the bottom)"]
     tail = verdict.error_tail.splitlines()
     assert len(tail) == 30 and tail[0] == "error line 11" and tail[-1] == "error line 40"
     assert re.fullmatch(rf"job {job.job_id} .*FAILED 1:0 in \d+ s", lines[-1])
