@@ -6,12 +6,14 @@
                                                TensorBoard over that run's runs/, started by solutions/tensorboard.sh,
                                                seen in headless Chromium through solutions/tunnel.sh (`ssh -N -L`)
                                                to an OpenSSH server on 127.0.0.1
-* book/images/generated/squeue-me.txt          `squeue --me` on the local test cluster with the course's two batch
-                                               jobs queued (needs slurm/local-cluster/start.sh; skipped otherwise)
+* book/images/generated/squeue-me.txt          `squeue --me` of the local test cluster's course user with four of the
+                                               course's batch jobs queued on its two nodes (needs
+                                               slurm/local-cluster/start.sh; skipped otherwise)
 
     .venv/bin/python -m tools.make_pictures [--only log,tensorboard,squeue] [--epochs 3]
 
-Needs root for sshd (the tunnel picture) and for the local cluster. Everything runs offline in temporary folders.
+The jobs are submitted as the cluster's course user (as root, through runuser), never as root: JURECA takes no
+jobs from root, and the listing shows the user a student sees. Everything runs offline in temporary folders.
 """
 from __future__ import annotations
 
@@ -54,17 +56,18 @@ def train(work: Path, epochs: int, size: int) -> Path:
     caches = work / "caches"
     minipets.seed_fastai_home(caches / "fastai")
     minipets.seed_torch_home(caches / "torch")
+    knobs = {"EPOCHS": str(epochs), "SIZE": str(size)}
     env = {**os.environ, "FASTAI_HOME": str(caches / "fastai"), "TORCH_HOME": str(caches / "torch"),
-           "PYTHONWARNINGS": "ignore::FutureWarning"}
-    argv = ["python", "cats.py", "--epochs", str(epochs), "--size", str(size), "--workers", "0"]
+           "PYTHONWARNINGS": "ignore", **knobs}
+    shown = " ".join(f"{k}={v}" for k, v in knobs.items()) + " python cats.py"
     shutil.copy(ROOT / "solutions" / "cats.py", work / "cats.py")
-    print(f"training: {' '.join(argv)} (Mini-Pets stand-in, CPU; a few minutes)", flush=True)
-    run = subprocess.run([sys.executable, *argv[1:]], cwd=work, env=env, capture_output=True, text=True,
+    print(f"training: {shown} (Mini-Pets stand-in, CPU; a few minutes)", flush=True)
+    run = subprocess.run([sys.executable, "cats.py"], cwd=work, env=env, capture_output=True, text=True,
                          timeout=3600)
     if run.returncode != 0:
         raise SystemExit(f"cats.py failed (exit {run.returncode}):\n{run.stderr[-3000:]}")
     TRAINING_LOG.parent.mkdir(parents=True, exist_ok=True)
-    TRAINING_LOG.write_text(f"$ {' '.join(argv)}\n" + clean_log(run.stdout + run.stderr))
+    TRAINING_LOG.write_text(f"$ {shown}\n" + clean_log(run.stdout + run.stderr))
     print(f"wrote {TRAINING_LOG.relative_to(ROOT)}")
     return work / "runs"
 
@@ -122,21 +125,36 @@ def show_scalars_only(page) -> None:  # noqa: ANN001 (a Playwright Page)
 
 
 def squeue_listing(work: Path) -> None:
-    """Queue the course's two batch files on the local cluster, capture `squeue --me`, cancel both."""
+    """Queue four of the course's batch jobs on the two-node local cluster as its course user, capture
+    `squeue --me` while two run and two wait, cancel all four."""
     from harness.localcluster import clean_env, cluster_up
+    from harness.users import as_course_user, course_user
 
     if not cluster_up():
         print("squeue: skipped, the local cluster is not up (sudo bash slurm/local-cluster/start.sh)")
         return
+    from harness.exercises.cats import Caches
+
     for name in ("matrix_gpu.py", "cats.py"):
         shutil.copy(ROOT / "solutions" / name, work / name)
+    caches = Caches(work / "caches" / "fastai", work / "caches" / "torch").seed()
+    venv = Path(os.path.expanduser(f"~{course_user()}")) / "course" / "venv-template"
+    if os.geteuid() == 0:
+        os.chmod(work.parent, 0o755)
+        subprocess.run(["chown", "-R", course_user(), str(work)], check=True)
+    # Jobs that run long enough to be seen: big matrices on the CPU, one epoch of the cat stand-in
+    knobs = {"jureca-matrix.sbatch": {"SIZE": "4096"},
+             "fastai.sbatch": {**caches.env(), "COURSE_VENV": str(venv), "EPOCHS": "1", "SIZE": "32"}}
+    scripts = ["jureca-matrix.sbatch", "fastai.sbatch"] if (venv / "venv").is_dir() else ["jureca-matrix.sbatch"]
     env = clean_env()
     jobs = []
     try:
-        # The local node has 2 cores: each job asks for both, so the second waits for the first (Resources).
-        for script in ("jureca-matrix.sbatch", "fastai.sbatch"):
-            done = subprocess.run(["sbatch", "--parsable", "--cpus-per-task=2", str(ROOT / "slurm" / script)],
-                                  cwd=work, env=env, capture_output=True, text=True, timeout=60)
+        # Each job asks for a whole local node (its 2 cores): two run, the third waits for a node (Resources),
+        # the fourth for its turn behind the third (Priority).
+        for script in (scripts * 4)[:4]:
+            done = subprocess.run(as_course_user(["sbatch", "--parsable", "--cpus-per-task=2",
+                                                  str(ROOT / "slurm" / script)]),
+                                  cwd=work, env={**env, **knobs[script]}, capture_output=True, text=True, timeout=60)
             if done.returncode != 0:
                 raise SystemExit(f"sbatch {script} refused: {done.stderr.strip()}")
             jobs.append(done.stdout.strip().split(";")[0])
@@ -144,13 +162,14 @@ def squeue_listing(work: Path) -> None:
         deadline = time.monotonic() + 60
         listing = ""
         while time.monotonic() < deadline:
-            listing = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30).stdout
-            if re.search(r"\s R\s", listing) and re.search(r"\sPD\s", listing):
+            listing = subprocess.run(as_course_user(command), env=env, capture_output=True, text=True,
+                                     timeout=30).stdout
+            if len(re.findall(r"\s R\s", listing)) == 2 and "(Resources)" in listing and "(Priority)" in listing:
                 break
             time.sleep(0.5)
     finally:
         if jobs:
-            subprocess.run(["scancel", *jobs], env=env, capture_output=True, timeout=60)
+            subprocess.run(as_course_user(["scancel", *jobs]), env=env, capture_output=True, timeout=60)
     GENERATED.mkdir(parents=True, exist_ok=True)
     SQUEUE_TXT.write_text(f"$ {' '.join(command)}\n{listing}")
     print(f"wrote {SQUEUE_TXT.relative_to(ROOT)} (jobs {', '.join(jobs)} cancelled)")
