@@ -607,5 +607,5 @@ EXERCISE = Exercise(
                                                                                 "time_loaders.py"),
                              check=check_loaders_job, gpus=True, needs_venv=True, prepare=prepare_loaders,
                              settings={"standin_per_breed": (int, 20), "packed_dir": (str, "")},
-                             cost="1 node, about 5 min"),),
+                             cost="1 node, about 3 min (time limit 15 min)"),),
 )
