@@ -26,9 +26,11 @@ The adaptations, and no others:
 2. Module loads work the way the site profile slurm/sites/local.toml says: the shell first sources Lmod's
    `init/bash` and runs the profile's `export MODULEPATH=...` line (the local cluster's JSC-like tree); a JURECA
    login shell has both already.
-3. `sbatch` is a small wrapper first on PATH that puts local.toml's command-line options for the job
+3. `sbatch` is a small wrapper that puts local.toml's command-line options for the job
    (`site.sbatch_options(job)`: --partition, --cpus-per-task=2, 1 for the matrix job, as the local nodes have 2
    cores and not 128, --account, --reservation) in front of the student's arguments, as `pytest --cluster` does.
+   It is first on PATH and, because loading the local tree's Python module puts /usr/bin (where Slurm's own sbatch
+   is) in front of PATH, the shell also gets a function `sbatch` that calls it. Each job's `NumCPUs` proves it.
 4. `<id>`, `<jobid>` and the pages' example job ids (412169) become the id of the job just submitted.
 5. `watch squeue --me` becomes one `squeue --me`; after it, and after a plain `squeue --me` (the solution follows
    the job "PD, then R, then gone"), the walk waits until the submitted jobs have left the queue. At the end of each
@@ -38,6 +40,9 @@ The adaptations, and no others:
    still runs, and must succeed, on the "login node".
 7. `export EPOCHS=2 SIZE=32` in the shell before the cats lesson (the knobs cats.py reads; sbatch passes the
    environment on): a short CPU run.
+8. Each lesson starts in `~/course/exercises`, where the book tells the student to work ("Then work in
+   ~/course/exercises", matrix lesson) and where the course checker starts every page (harness.coursecheck.WORK):
+   the matrix lesson's first block, `python matrix.py`, has no `cd` of its own.
 
 A failing command fails the test with its page, line, command and output; a job that does not complete with its
 state and the end of its output and error files. The whole walk is kept in `walk.log` in the test's tmp_path.
@@ -61,6 +66,7 @@ from pathlib import Path
 import pytest
 
 from harness import sites
+from harness.coursecheck import WORK
 from harness.bookcommands import Step, example_job_ids, student_steps, with_job_id
 from harness.course_copy import copy_course
 from harness.localcluster import LocalCluster, clean_env
@@ -273,15 +279,17 @@ def test_a_student_follows_day_one_on_the_local_cluster(local_slurm: LocalCluste
                             text=True, timeout=600)
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
     bin_folder = tmp_path / "bin"
-    sbatch_wrapper(bin_folder, site, real_sbatch)  # adaptation 3
+    wrapper = sbatch_wrapper(bin_folder, site, real_sbatch)  # adaptation 3
 
     terminal = Terminal(student_env(home, bin_folder), home)
     walk = Walk(terminal, local_slurm, course / "exercises", tmp_path / "walk.log")
     started = time.monotonic()
     try:
         walk.type("login", None, f"source {LMOD_INIT} && {modulepath[0]}")  # adaptation 2
+        walk.type("login", None, f'sbatch() {{ {shlex.quote(str(wrapper))} "$@"; }}')  # adaptation 3
         for page in PAGES:
             examples = example_job_ids(course / page)
+            walk.type(page, None, f"cd ~/{WORK}")  # adaptation 8
             if page in KNOBS:  # adaptation 7
                 walk.type(page, None, "export " + " ".join(f"{k}={v}" for k, v in KNOBS[page].items()))
             last_job = ""
@@ -314,6 +322,9 @@ def test_a_student_follows_day_one_on_the_local_cluster(local_slurm: LocalCluste
     matrix = [job for job in walk.jobs if job.page == "book/matrix.md"]
     cats = [job for job in walk.jobs if job.page == "book/cats.md"]
     assert len(matrix) == 2 and len(cats) == 2, [job.command for job in walk.jobs]
+    for jobs, name in ((matrix, "matrix"), (cats, "cats")):  # the site's cores, not the script's 128: the wrapper ran
+        assert [job.record.get("NumCPUs") for job in jobs] == [str(site.job(name).cpus_per_task)] * 2, \
+            [(job.command, job.record.get("NumCPUs")) for job in jobs]
 
     # the matrix lesson: the login-node product, then the job on the CPU of a node without a real GPU
     assert "The result is:" in walk.output_of("python matrix.py"), walk.output_of("python matrix.py")
