@@ -80,8 +80,8 @@ def test_the_command_line_prints_one_file_line_message_per_problem_and_exits_1(c
 def test_an_sbatch_line_after_the_first_command_is_caught(course: Path):
     script = course / "slurm/jureca-matrix.sbatch"
     first = line_of(script, "module load Stages/2024                 # the 2024 software stage")
-    late = edit(script, "module load GCC OpenMPI PyTorch         # compiler, MPI, then PyTorch (and the Python it needs)",
-                "#SBATCH --time=00:05:00\nmodule load GCC OpenMPI PyTorch")
+    second = "module load GCC OpenMPI PyTorch         # compiler, MPI, then PyTorch (and the Python it needs)"
+    late = edit(script, second, "#SBATCH --time=00:05:00\nmodule load GCC OpenMPI PyTorch")
     only(problems(course), "slurm/jureca-matrix.sbatch", late, "#SBATCH --time=00:05:00", f"line {first}",
          "ignores it")
 
@@ -119,7 +119,8 @@ def test_conflict_markers_in_environments_and_builds_are_not_course_files(tmp_pa
 
 # --- rule 3: a GPU partition without GPUs ----------------------------------------------------------------------------
 
-GRES = "#SBATCH --gres=gpu:4                    # the node's 4 GPUs: without this line the job gets none and trains on CPUs"
+GRES = ("#SBATCH --gres=gpu:4                    # the node's 4 GPUs: without this line the job gets none and "
+        "trains on CPUs")
 PARTITION = "#SBATCH --partition=dc-gpu              # the queue of JURECA-DC's GPU nodes"
 
 

@@ -250,8 +250,11 @@ class Walk:
                           f"{job.record.get('ExitCode')} in {job.record.get('RunTime')}\n")
 
     def files_of(self, job: Submitted) -> str:
-        return "\n".join(f"{name}.{job.job_id} (last lines):\n{tail(self.exercises / f'{name}.{job.job_id}') or '(empty)'}"
-                         for name in ("output", "error"))
+        shown = []
+        for name in ("output", "error"):
+            text = tail(self.exercises / f"{name}.{job.job_id}") or "(empty)"
+            shown.append(f"{name}.{job.job_id} (last lines):\n{text}")
+        return "\n".join(shown)
 
     def output_of(self, command_start: str) -> str:
         return next(r.output for r in self.ran if r.command.startswith(command_start))
