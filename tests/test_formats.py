@@ -187,21 +187,25 @@ def test_cluster_check_passes_a_good_job_and_catches_a_missing_rank(two_steps, f
 
 
 def test_loaders_sbatch_asks_for_one_task_per_gpu_and_passes_the_cores_on() -> None:
-    text = (ROOT / "slurm" / "loaders.sbatch").read_text()
-    assert fmt.loaders_sbatch_problems(text) == []
+    assert fmt.loaders_sbatch_problems(ROOT / "slurm" / "loaders.sbatch") == []
 
 
-@pytest.mark.parametrize("defect", ["merge conflict", "#SBATCH after a command", "no SRUN_CPUS_PER_TASK"])
-def test_sbatch_lint_catches_the_defects_of_published_course_files(defect: str) -> None:
+@pytest.mark.parametrize("defect", ["merge conflict", "#SBATCH after a command", "no SRUN_CPUS_PER_TASK",
+                                    "one task per node"])
+def test_sbatch_check_catches_the_defects_of_published_course_files(defect: str, tmp_path: Path) -> None:
     text = (ROOT / "slurm" / "loaders.sbatch").read_text()
     if defect == "merge conflict":
         text = text.replace("#SBATCH --time", "<<<<<<< HEAD\n#SBATCH --time", 1) + "=======\n>>>>>>> other\n"
     elif defect == "#SBATCH after a command":
         gres = next(line for line in text.splitlines() if line.startswith("#SBATCH --gres"))
         text = text.replace(gres + "\n", "").replace("\nsource ", f"\nsource /dev/null\n{gres}\nsource ", 1)
-    else:
+    elif defect == "no SRUN_CPUS_PER_TASK":
         text = "\n".join(line for line in text.splitlines() if "SRUN_CPUS_PER_TASK" not in line)
-    problems = fmt.loaders_sbatch_problems(text)
+    else:
+        text = text.replace("--ntasks-per-node=4", "--ntasks-per-node=1")
+    script = tmp_path / "loaders.sbatch"
+    script.write_text(text)
     expected = {"merge conflict": "merge-conflict marker", "#SBATCH after a command": "sbatch ignores it",
-                "no SRUN_CPUS_PER_TASK": "must come before srun"}[defect]
+                "no SRUN_CPUS_PER_TASK": "SRUN_CPUS_PER_TASK", "one task per node": "one task per GPU"}[defect]
+    problems = fmt.loaders_sbatch_problems(script)
     assert any(expected in p for p in problems), problems

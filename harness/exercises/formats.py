@@ -8,7 +8,8 @@ Everything the harness knows about it lives here:
   the original files, Datasets in forked and in spawned DataLoader workers, the tasks' shares of the data set;
 * the probe that sees which picture files each task opened (an audit hook, outside the student's code);
 * the cluster job `loaders`: its login-node step (stand-ins, or the real Pets, packed by the course's own pack.py),
-  its verdict, and the lint of its batch script.
+  its verdict, and what its batch script must hold (the course checker's rules, harness/coursecheck.py, and the
+  lesson's own: one task per GPU, /dev/shm).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import minipets
+from harness import coursecheck, minipets
 from harness.exercises import ROOT, ClusterJob, Exercise
 from harness.offline import Ran, run_program
 from harness.once import once_per_run
@@ -389,55 +390,28 @@ def share_problems(shares: Shares, names: list[str]) -> list[str]:
 
 # --- the cluster job ---------------------------------------------------------------------------------------------
 
-SBATCH_OPTION = re.compile(r"^#SBATCH\s+(--[\w-]+)(?:[=\s]+(\S+))?")
+def sbatch_problems(script: Path) -> list[str]:
+    """What sbatch would get wrong without a word, by the course checker's rules (harness/coursecheck.py):
+    merge-conflict markers, #SBATCH lines after the first command (sbatch ignores them), GPUs not asked for, cores
+    that never reach srun."""
+    parsed, sites = coursecheck.read_sbatch(script), coursecheck.read_sites(ROOT)
+    found = coursecheck.conflict_markers(script.parent, [script]) + coursecheck.sbatch_order(parsed, script.name)
+    found += coursecheck.gpus(parsed, script.name, sites) + coursecheck.srun_cpus(parsed, script.name, sites)
+    return [str(problem) for problem in found]
 
 
-def sbatch_problems(text: str, name: str = "the batch script") -> list[str]:
-    """What sbatch would get wrong without a word: merge-conflict markers, and #SBATCH lines after the first
-    command, which sbatch ignores (it stops reading options there)."""
-    problems = []
-    first_command = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if re.match(r"^(<{7}|={7}|>{7})(\s|$)", line):
-            problems.append(f"{name} line {number}: merge-conflict marker `{line.strip()}`: resolve the conflict")
-        elif line.startswith("#SBATCH") and first_command is not None:
-            problems.append(f"{name} line {number}: `{line.strip()}` comes after the first command (line "
-                            f"{first_command}), so sbatch ignores it: move it above")
-        elif first_command is None and line.strip() and not line.lstrip().startswith("#"):
-            first_command = number
-    return problems
-
-
-def sbatch_options(text: str) -> dict[str, str]:
-    """The #SBATCH options sbatch reads (those before the first command): option -> value."""
-    options = {}
-    for line in text.splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            break
-        match = SBATCH_OPTION.match(line)
-        if match:
-            options[match[1]] = match[2] or ""
-    return options
-
-
-def loaders_sbatch_problems(text: str, name: str = "loaders.sbatch") -> list[str]:
-    """The lesson's batch script: one task per GPU, the GPUs asked for, cores passed on to srun, /dev/shm."""
-    problems = sbatch_problems(text, name)
-    options = sbatch_options(text)
-    for option, value, why in (("--ntasks-per-node", "4", "one task per GPU"),
-                               ("--gres", "gpu:4", "without it the job gets no GPU"),
-                               ("--cpus-per-task", "32", "a quarter of the node's 128 cores for each task")):
-        if options.get(option) != value:
-            problems.append(f"{name}: `#SBATCH {option}={value}` is missing ({why})")
-    commands = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    srun = next((i for i, line in enumerate(commands) if line.startswith("srun ")), None)
-    export = next((i for i, line in enumerate(commands) if "SRUN_CPUS_PER_TASK" in line and "export" in line), None)
-    if srun is None:
-        problems.append(f"{name}: no `srun python time_loaders.py ...` line")
-    elif export is None or export > srun:
-        problems.append(f"{name}: `export SRUN_CPUS_PER_TASK=\"$SLURM_CPUS_PER_TASK\"` must come before srun")
-    if SHM not in text:
-        problems.append(f"{name}: the packed files are not copied to {SHM}")
+def loaders_sbatch_problems(script: Path) -> list[str]:
+    """The lesson's batch script: the checker's rules, and one task per GPU, a quarter of the node's cores each,
+    all four GPUs, the packed files copied to node-local memory."""
+    problems = sbatch_problems(script)
+    options = coursecheck.read_sbatch(script).options
+    for option, value, why in (("ntasks-per-node", "4", "one task per GPU"),
+                               ("gres", "gpu:4", "the node's four GPUs, one per task"),
+                               ("cpus-per-task", "32", "a quarter of the node's 128 cores for each task")):
+        if options.get(option, (0, ""))[1] != value:
+            problems.append(f"{script.name}: `#SBATCH --{option}={value}` is missing ({why})")
+    if SHM not in script.read_text():
+        problems.append(f"{script.name}: the packed files are not copied to {SHM}")
     return problems
 
 
@@ -446,13 +420,10 @@ def tasks_per_node(result) -> int:
     value = None
     script = result.workdir / "loaders.sbatch"
     if script.is_file():
-        value = sbatch_options(script.read_text()).get("--ntasks-per-node")
-    args = list(result.settings.get("sbatch_args", []))
-    for i, arg in enumerate(args):
-        if arg.startswith("--ntasks-per-node="):
-            value = arg.split("=", 1)[1]
-        elif arg == "--ntasks-per-node" and i + 1 < len(args):
-            value = args[i + 1]
+        value = coursecheck.read_sbatch(script).options.get("ntasks-per-node", (0, None))[1]
+    for key, given in coursecheck.directive_options(" ".join(result.settings.get("sbatch_args", []))):
+        if key == "ntasks-per-node":
+            value = given
     return int(value) if value and value.isdigit() else 1
 
 
@@ -460,7 +431,7 @@ def check_loaders_job(result, shm: str = SHM) -> tuple[dict, list[str]]:
     """Every task of every srun step ran and read its share in every format; images/s per format (all tasks of the
     node together) from the shared file system and from node-local memory (`shm`)."""
     script = result.workdir / "loaders.sbatch"
-    problems = sbatch_problems(script.read_text(), script.name) if script.is_file() else []
+    problems = sbatch_problems(script) if script.is_file() else []
     reports = result.reports
     lines = printed(result.output)
     prepared_file = result.workdir / "prepared.json"
