@@ -65,7 +65,6 @@ export PATH=$PATH:/usr/sbin:/sbin
 VENV_PY=$ROOT/.venv/bin/python
 [[ -x $VENV_PY ]] || die "no project environment at $ROOT/.venv: run ./setup.sh first"
 PYTHON_REAL=$(readlink -f "$VENV_PY")
-PYTHON_BIN=$(dirname "$PYTHON_REAL")
 VENV_SITE=$("$VENV_PY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 PY_VERSION=$("$PYTHON_REAL" -c 'import platform; print(platform.python_version())')
 TORCH_VERSION=$("$VENV_PY" -c 'from importlib.metadata import version; print(version("torch").split("+")[0])' \
@@ -139,7 +138,7 @@ render() {  # render TEMPLATE DEST: fill in the @NAME@ placeholders; false when 
         -e "s|@GCC_VERSION@|$GCC_VERSION|g" -e "s|@MPI_VERSION@|$MPI_VERSION|g" \
         -e "s|@PY_VERSION@|$PY_VERSION|g" -e "s|@TORCH_VERSION@|$TORCH_VERSION|g" \
         -e "s|@VISION_VERSION@|$VISION_VERSION|g" \
-        -e "s|@PYTHON_BIN@|$PYTHON_BIN|g" -e "s|@VENV_SITE@|$VENV_SITE|g" "$1" >"$2.new"
+        -e "s|@PYTHON_BIN@|$STATE/python-bin|g" -e "s|@VENV_SITE@|$VENV_SITE|g" "$1" >"$2.new"
     if [[ -f $2 ]] && cmp -s "$2.new" "$2"; then rm -f "$2.new"; return 1; fi
     mv "$2.new" "$2"
 }
@@ -178,12 +177,10 @@ place Python "Stages/2024/Core/Python/$PY_VERSION.lua"
 place OpenMPI "Stages/2024/Compiler/GCC/$GCC_VERSION/OpenMPI/$MPI_VERSION.lua"
 place PyTorch "Stages/2024/MPI/GCC/$GCC_VERSION/OpenMPI/$MPI_VERSION/PyTorch/$TORCH_VERSION.lua"
 place torchvision "Stages/2024/MPI/GCC/$GCC_VERSION/OpenMPI/$MPI_VERSION/torchvision/$VISION_VERSION.lua"
-# The course scripts call `python`; a base bin dir without one (Debian's /usr/bin) gets it from here.
-if [[ ! -x $PYTHON_BIN/python ]]; then
-    ln -sfn "$PYTHON_REAL" "$STATE/python-bin/python"
-    sed -i "s|^prepend_path(\"PATH\", \"$PYTHON_BIN\")|&\nprepend_path(\"PATH\", \"$STATE/python-bin\")|" \
-        "$MODS/Stages/2024/Core/Python/$PY_VERSION.lua"
-fi
+# The Python module puts a folder of its own first on PATH, holding only `python` and `python3`, as JSC's
+# module does: putting the interpreter's folder there (Debian's /usr/bin) would shadow every command after it.
+ln -sfn "$PYTHON_REAL" "$STATE/python-bin/python"
+ln -sfn "$PYTHON_REAL" "$STATE/python-bin/python3"
 chmod -R a+rX "$MODS" "$STATE/python-bin"
 
 # --- /etc/slurm/slurm.conf -> the state folder ----------------------------------------------------------
