@@ -2,8 +2,9 @@
 
 A student wants to know "is exercise 2 done, and if not, what is missing?", not to read a traceback. In that mode
 this plugin
-* keeps only the checks that count for an exercise: the test modules each exercise module lists
-  (`Exercise.tests` in harness/exercises/); the book build, sync and browser tests say nothing about a student's work;
+* keeps only the checks that count for an exercise: the tests of the modules each exercise module lists
+  (`Exercise.tests` in harness/exercises/), except those that need the course's Slurm cluster or root; the book
+  build, sync and browser tests say nothing about a student's work;
 * shortens every failure to one line: the first `TODO` the exercise raised, else the first line of the
   assertion message (pass `--tb=long` to see the full traceback again);
 * ends with a section "Your exercises": one line per exercise. "done" only when every check of the exercise ran
@@ -31,7 +32,11 @@ def exercise_mode(config: pytest.Config) -> bool:
 
 
 def checks_the_target(item: pytest.Item) -> bool:
-    """Does the test count for an exercise's self-check?"""
+    """Does the test count for an exercise's self-check? Its module is listed by an exercise, and it runs on a
+    student's laptop: not on the course team's Slurm cluster (the instructor's `--cluster` run covers that) and not
+    only as root (each such check has a twin for normal users)."""
+    if any(item.get_closest_marker(name) is not None for name in ("slurm", "root")):
+        return False
     return exercise_of_test(item.nodeid) is not None
 
 
