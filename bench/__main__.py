@@ -8,8 +8,8 @@ import traceback
 
 from bench import machine, report, results_file
 
-PARTS = ["local-suite", "cluster-overhead", "data-pipeline", "book-build", "student-time", "ddp-scaling",
-         "gpu-figures"]
+PARTS = ["local-suite", "cluster-overhead", "data-pipeline", "book-build", "student-time", "loader-formats",
+         "ddp-scaling", "gpu-figures"]
 
 
 def run_part(name: str, args: argparse.Namespace) -> report.Part:
@@ -29,6 +29,9 @@ def run_part(name: str, args: argparse.Namespace) -> report.Part:
     if name == "student-time":
         from bench import student_time
         return student_time.run()
+    if name == "loader-formats":
+        from bench import loader_formats
+        return loader_formats.run()
     if name == "ddp-scaling":
         from bench import ddp_scaling
         return ddp_scaling.run()
