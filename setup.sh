@@ -10,6 +10,7 @@ APT_PACKAGES=(
   slurm-wlm munge lmod                                 # the local test cluster
   slurmdbd mariadb-server                              # ... with accounting, as on JURECA-DC
   chromium chromium-driver fonts-dejavu-core           # the book, tested in a real browser
+  strace                                               # bench: file opens of the data formats
 )
 
 install_system_packages() {
