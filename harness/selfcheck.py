@@ -33,9 +33,9 @@ def exercise_mode(config: pytest.Config) -> bool:
 
 def checks_the_target(item: pytest.Item) -> bool:
     """Does the test count for an exercise's self-check? Its module is listed by an exercise, and it runs on a
-    student's laptop: not on the course team's Slurm cluster (the instructor's `--cluster` run covers that) and not
-    only as root (each such check has a twin for normal users)."""
-    if any(item.get_closest_marker(name) is not None for name in ("slurm", "root")):
+    student's laptop: not on the course team's Slurm cluster (the instructor's `--cluster` run covers that), not
+    only as root (each such check has a twin for normal users), and not a check of the untouched starting point."""
+    if any(item.get_closest_marker(name) is not None for name in ("slurm", "root", "starting_point")):
         return False
     return exercise_of_test(item.nodeid) is not None
 

@@ -39,12 +39,15 @@ SHORT = {"PENDING": "PD", "CONFIGURING": "CF", "RUNNING": "R", "COMPLETING": "CG
 BACKOFF = 0.05
 # Pending reasons that no amount of waiting clears: the job is cancelled and its verdict names the reason
 NEVER_CLEARS = frozenset({
-    "ReqNodeNotAvail", "PartitionDown", "PartitionInactive", "PartitionNodeLimit", "PartitionTimeLimit",
+    "PartitionDown", "PartitionInactive", "PartitionNodeLimit", "PartitionTimeLimit",
     "PartitionConfig", "InvalidAccount", "InvalidQOS", "AccountNotAllowed", "QOSNotAllowed", "AssocMaxJobsLimit",
     "AssociationJobLimit", "ReservationDeleted", "BadConstraints", "DependencyNeverSatisfied", "JobHeldUser",
     "JobHeldAdmin", "NodeDown", "FrontEndDown", "InactiveLimit",
     "job_requeued_in_held_state",  # `scontrol requeuehold`: Slurm 22.05 shows it as PENDING with this reason
 })
+# Pending reasons that often mean "never", but clear by themselves when a maintenance reservation ends or a
+# reservation's nodes free up: given up only after they have stood this many seconds without a change
+SLOW_TO_CLEAR_S = {"ReqNodeNotAvail": 600}
 # sbatch's messages for a setting the site profile got wrong -> the profile key to fix
 REFUSALS = (
     ("Invalid partition", "partition"),
@@ -92,6 +95,7 @@ class Job:
     cancelled_at: float | None = None
     lost: bool = False  # Slurm no longer (or never) knew it
     requeues: int = 0  # times it went back to the queue after it had started
+    reason_since: float | None = None  # when its pending reason last changed
     pending_since: float | None = None  # when it (last) entered the queue: a requeue starts the wait anew
 
     @property
@@ -315,12 +319,15 @@ class Poller:
         return infos
 
 
+def _head(reason: str) -> str:
+    return re.split(r"[,\s(]", reason.strip(), maxsplit=1)[0]
+
+
 def never_clears(reason: str) -> bool:
     """Is the pending reason one that waiting cannot clear? (squeue may spell `a_b` as `a b`.)"""
-    reason = reason.strip()
-    if reason.replace(" ", "_").startswith("job_requeued_in_held_state"):
+    if reason.strip().replace(" ", "_").startswith("job_requeued_in_held_state"):
         return True
-    return re.split(r"[,\s(]", reason, maxsplit=1)[0] in NEVER_CLEARS
+    return _head(reason) in NEVER_CLEARS
 
 
 def _token(job: Job) -> str:
@@ -361,6 +368,8 @@ def wait(jobs: list[Job], *, time_margin_s: int = 120, pending_limit_s: int = 36
                     job.pending_since = time.monotonic()
                     if job.state not in ("SUBMITTED", ""):  # it had left the queue: Slurm put it back
                         job.requeues += 1
+                if info.reason != job.reason:
+                    job.reason_since = time.monotonic()
                 job.state, job.reason = info.state, info.reason
                 token = _token(job)
                 if not job.history or job.history[-1] != token:
@@ -392,6 +401,10 @@ def _give_up(job: Job, time_margin_s: int, pending_limit_s: int) -> str:
                     f"`scontrol release {job.job_id}`")
         if never_clears(job.reason):
             return f"pending for a reason that will not clear: {job.reason}"
+        patience = SLOW_TO_CLEAR_S.get(_head(job.reason))
+        standing = time.monotonic() - (job.reason_since or job.submitted_at)
+        if patience is not None and standing > patience:
+            return f"pending for {standing:.0f} s on a reason that did not clear: {job.reason}"
         waited = time.monotonic() - (job.pending_since or job.submitted_at)
         if waited > pending_limit_s:
             return f"still pending after {waited:.0f} s (limit {pending_limit_s} s): {job.reason}"

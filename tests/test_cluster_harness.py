@@ -278,7 +278,7 @@ def test_scontrol_oneliner_is_parsed_with_reason_exit_code_and_limits():
             "JobId=412170 JobName=cats-t1 JobState=COMPLETED Reason=None ExitCode=0:0 RunTime=00:05:12 TimeLimit=1-00:00:00")
     jobs = slurm.parse_scontrol(line)
     assert jobs["412169"].state == "PENDING" and jobs["412169"].time_limit_s == 3600
-    assert slurm.never_clears(jobs["412169"].reason)
+    assert not slurm.never_clears(jobs["412169"].reason)  # it may clear: given up only when it stands long
     assert (jobs["412170"].state, jobs["412170"].elapsed_s, jobs["412170"].time_limit_s) == ("COMPLETED", 312, 86400)
 
 
@@ -286,6 +286,17 @@ def test_sacct_is_parsed_and_cancelled_by_user_is_cancelled():
     jobs = slurm.parse_sacct("77|CANCELLED by 1001|0:15|41|10\n78|TIMEOUT|0:0|612|10\n")
     assert (jobs["77"].state, jobs["77"].exit_code, jobs["77"].elapsed_s) == ("CANCELLED", "0:15", 41)
     assert jobs["78"].state in slurm.FAILURES and jobs["78"].time_limit_s == 600
+
+
+def test_a_reason_that_may_clear_is_given_up_only_when_it_stands_long():
+    """ReqNodeNotAvail shows up while a reservation's nodes are busy, and during maintenance: patience, then a verdict."""
+    job = slurm.Job(name="job", job_id="9", job_name="job-t", state="PENDING",
+                    reason="ReqNodeNotAvail, May be reserved for other job")
+    job.reason_since = time.monotonic() - 60
+    assert slurm._give_up(job, time_margin_s=60, pending_limit_s=7200) == ""
+    job.reason_since = time.monotonic() - slurm.SLOW_TO_CLEAR_S["ReqNodeNotAvail"] - 1
+    assert slurm._give_up(job, 60, 7200).startswith("pending for 60") and "did not clear: ReqNodeNotAvail" in \
+        slurm._give_up(job, 60, 7200)
 
 
 def test_durations_and_reasons():

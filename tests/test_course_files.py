@@ -220,9 +220,10 @@ def test_a_cd_in_an_earlier_block_of_the_page_holds_for_the_later_blocks(course:
     """The matrix lesson's `python matrix.py` block, moved after a block that went to ~/course, misses matrix.py."""
     page = course / "book/matrix.md"
     text = page.read_text()
-    block = "```bash\nmodule load Stages/2024\nmodule load GCC OpenMPI PyTorch\npython matrix.py\n```\n"
+    block = "```bash\ncd ~/course/exercises\nmodule load Stages/2024\nmodule load GCC OpenMPI PyTorch\npython matrix.py\n```\n"
     assert block in text
-    page.write_text(text.replace(block, "") + "\n```bash\ncd ~/course\n```\n\n" + block)
+    moved = block.replace("cd ~/course/exercises\n", "")
+    page.write_text(text.replace(block, "") + "\n```bash\ncd ~/course\n```\n\n" + moved)
     only(problems(course), "book/matrix.md", len(page.read_text().splitlines()) - 1, "runs in ~/course,",
          "write exercises/matrix.py")
 

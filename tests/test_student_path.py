@@ -9,8 +9,8 @@ internet on JURECA). Not walked: the modules lesson (`module spider`/`torchvisio
 the TensorBoard lesson (a laptop, an SSH tunnel and a server that runs until Ctrl+C: tests/test_tunnel.py proves
 it), and the login lesson (`ssh jureca`).
 
-    book/matrix.md  module load Stages/2024 · module load GCC OpenMPI PyTorch · python matrix.py ·
-                    cd ~/course/exercises · sbatch ../slurm/jureca-matrix.sbatch · squeue --me · cat output.<id> ·
+    book/matrix.md  cd ~/course/exercises · module load Stages/2024 · module load GCC OpenMPI PyTorch ·
+                    python matrix.py · cd ~/course/exercises · sbatch ../slurm/jureca-matrix.sbatch · squeue --me · cat output.<id> ·
                     cat error.<id> · SIZE=4096 sbatch ../slurm/jureca-matrix.sbatch
     book/venv.md    cd ~/course · bash venv-template/setup.sh · source venv-template/activate.sh ·
                     python -c "import fastai, torch; print(fastai.__version__, torch.__file__)"
@@ -41,8 +41,7 @@ The adaptations, and no others:
 7. `export EPOCHS=2 SIZE=32` in the shell before the cats lesson (the knobs cats.py reads; sbatch passes the
    environment on): a short CPU run.
 8. Each lesson starts in `~/course/exercises`, where the book tells the student to work ("Then work in
-   ~/course/exercises", matrix lesson) and where the course checker starts every page (harness.coursecheck.WORK):
-   the matrix lesson's first block, `python matrix.py`, has no `cd` of its own.
+   ~/course/exercises", matrix lesson) and where the course checker starts every page (harness.coursecheck.WORK).
 
 A failing command fails the test with its page, line, command and output; a job that does not complete with its
 state and the end of its output and error files. The whole walk is kept in `walk.log` in the test's tmp_path.
@@ -92,8 +91,9 @@ def test_the_walk_takes_the_exercise_commands_of_the_day_one_lessons():
               for page in PAGES}
     assert walked == {
         "book/matrix.md": [
-            ("module load Stages/2024", False, False), ("module load GCC OpenMPI PyTorch", False, False),
-            ("python matrix.py", False, False), ("cd ~/course/exercises", False, False),
+            ("cd ~/course/exercises", False, False), ("module load Stages/2024", False, False),
+            ("module load GCC OpenMPI PyTorch", False, False), ("python matrix.py", False, False),
+            ("cd ~/course/exercises", False, False),
             ("sbatch ../slurm/jureca-matrix.sbatch", True, False), ("squeue --me", False, True),
             ("cat output.<id>", False, False), ("cat error.<id>", False, False),
             ("SIZE=4096 sbatch ../slurm/jureca-matrix.sbatch", True, False)],

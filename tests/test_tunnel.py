@@ -107,6 +107,7 @@ def _untouched(script: Path) -> bool:
     return bool(re.search(r'^echo "TODO: .*exit 3$', script.read_text(), flags=re.M))
 
 
+@pytest.mark.starting_point
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_untouched_exercise_exits_with_one_todo_line(course_root: Path, tmp_path: Path, name: str) -> None:
     """What `pytest --target exercises` shows a student who has not started: one line saying what to do."""
