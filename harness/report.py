@@ -16,10 +16,14 @@ DEAD_PROXY = "http://127.0.0.1:9"  # nobody listens there: downloads by non-Pyth
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy")
 
 
-def report_env(folder: Path | str | None, *, offline: bool = False, base: dict[str, str] | None = None) -> dict[str, str]:
-    """`base` (default: this process's environment) with the reporter switched on, and the network refused when
-    `offline` (the no-root way of a compute node without internet)."""
+def report_env(folder: Path | str | None, *, offline: bool = False, base: dict[str, str] | None = None,
+               detail: str = "") -> dict[str, str]:
+    """`base` (default: this process's environment) with the reporter switched on (with `detail`, see
+    harness/jobsite/sitecustomize.py), and the network refused when `offline` (the no-root way of a compute node
+    without internet)."""
     env = dict(os.environ if base is None else base)
+    if detail:
+        env["COURSE_REPORT_DETAIL"] = detail
     env["PYTHONPATH"] = os.pathsep.join([str(JOBSITE), *filter(None, [env.get("PYTHONPATH", "")])])
     if folder is not None:
         env["COURSE_REPORT_DIR"] = str(folder)
@@ -71,6 +75,8 @@ class Report:
     saves: list[dict] = field(default_factory=list)
     dist: dict | None = None
     fits: list[Fit] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)  # files opened for writing
+    loader_passes: list[list[int]] = field(default_factory=list)  # COURSE_REPORT_DETAIL=loaders
     started: float = 0.0
     ended: float = 0.0
     path: Path | None = None
@@ -95,6 +101,16 @@ class Report:
     def fit(self) -> Fit | None:
         """The last training of the process, if it trained with fastai."""
         return self.fits[-1] if self.fits else None
+
+
+def read_files(folder: Path | str) -> dict[str, list[str]]:
+    """COURSE_REPORT_DETAIL=reads=GLOB: rank (SLURM_PROCID, else RANK, else 0) -> the matching files its process and
+    the workers forked from it opened, in the order they opened them."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(Path(folder).glob("read-*.txt")):
+        rank = path.stem.split("-")[-2]
+        found.setdefault(rank, []).extend(path.read_text().split("\n")[:-1])
+    return found
 
 
 def read_reports(folder: Path | str, programs: tuple[str, ...] | list[str] = ()) -> list[Report]:

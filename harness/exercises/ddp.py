@@ -2,9 +2,9 @@
 
 Everything the harness knows about it lives here:
 * the data: Mini-Pets stand-ins packed by the target's own pack.py (exercise 4a) into pets.h5, once per test run;
-* runs of train.py, and of train_ddp.py under torchrun_jsc --standalone (one node, no Slurm), offline, with a probe
-  (a sitecustomize, outside the student's code) that records which pictures each rank trained on, epoch by epoch,
-  and which files each process opened for writing;
+* runs of train.py, and of train_ddp.py under torchrun_jsc --standalone (one node, no Slurm), offline, with the
+  reporter (harness/jobsite/sitecustomize.py, outside the student's code) recording which pictures each rank trained
+  on, epoch by epoch (COURSE_REPORT_DETAIL=loaders), and which files each process opened for writing;
 * the checks, as functions that return problems, so that tests/test_ddp.py runs each one on the course's files and
   on deliberately broken copies, and the cluster job's verdict uses the same ones;
 * the cluster job `ddp`: slurm/ddp.sbatch on two nodes. Its login-node step packs the pictures (stand-ins on the
@@ -48,57 +48,6 @@ LOG, MODEL = "train_log.csv", "model.pt"  # what rank 0 writes into its working 
 TODO = re.compile(r"NotImplementedError: (TODO\b.*)")
 EARLIER = {"pack.py": "exercise 4 (pack.py)", "datasets.py": "exercise 4 (datasets.py)"}  # files it builds on
 
-PROBE = '''"""Test probe (harness/exercises/ddp.py): in each process torchrun starts (RANK is set), the indices of the
-pictures its DataLoader handed out, one list per pass over the loader, and every file it opened for writing; written
-at exit to $DDP_PROBE_DIR/probe-<RANK>-<pid>.json. Nothing in the program changes."""
-import atexit
-import json
-import os
-import sys
-
-_folder, _rank = os.environ.get("DDP_PROBE_DIR", ""), os.environ.get("RANK")
-_seen = {"rank": _rank, "epochs": [], "written": []}
-
-
-def _opened(event, args):
-    if event == "open" and len(args) > 1 and isinstance(args[1], str) and any(c in args[1] for c in "wax+"):
-        path = os.path.abspath(os.fsdecode(args[0])) if isinstance(args[0], (str, bytes, os.PathLike)) else ""
-        if path and path not in _seen["written"]:
-            _seen["written"].append(path)
-
-
-def _write():
-    with open(os.path.join(_folder, f"probe-{_rank}-{os.getpid()}.json"), "x") as out:
-        json.dump(_seen, out)
-
-
-if _folder and _rank is not None:
-    from torch.utils.data import dataloader as _loader
-
-    _iter = _loader._BaseDataLoaderIter
-    _init, _reset, _next_index = _iter.__init__, _iter._reset, _iter._next_index
-
-    def _recorded_init(self, loader):  # a new pass over a DataLoader: an epoch
-        _seen["epochs"].append([])
-        return _init(self, loader)
-
-    def _recorded_reset(self, loader, first_iter=False):  # persistent workers start the next epoch here
-        if not first_iter:
-            _seen["epochs"].append([])
-        return _reset(self, loader, first_iter)
-
-    def _recorded_next_index(self):
-        index = _next_index(self)
-        try:
-            _seen["epochs"][-1].extend(int(i) for i in (index if isinstance(index, (list, tuple)) else [index]))
-        except Exception:  # the probe never breaks the program it watches
-            pass
-        return index
-
-    _iter.__init__, _iter._reset, _iter._next_index = _recorded_init, _recorded_reset, _recorded_next_index
-    sys.addaudithook(_opened)
-    atexit.register(_write)
-'''
 
 
 # --- the data --------------------------------------------------------------------------------------------------
@@ -142,7 +91,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     """This environment without Slurm's and torchrun's variables and the programs' knobs (a test may itself run
     inside a job), one math thread per process (two cores are shared by everything here)."""
     drop = ("DATA", "EPOCHS", "BATCH", "WORKERS", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-            "COURSE_REPORT_DIR", "COURSE_OFFLINE", "DDP_PROBE_DIR", "PYTHONPATH")
+            "COURSE_REPORT_DIR", "COURSE_OFFLINE", "COURSE_REPORT_DETAIL", "PYTHONPATH")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM", "TORCHELASTIC")) and k not in drop}
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore", **extra)
     return env
@@ -150,11 +99,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 @dataclass
 class Run:
-    """One finished run of train.py or train_ddp.py: the program's exit, its working folder, the seconds it took,
-    and what the probe saw (for torchrun runs)."""
+    """One finished run of train.py or train_ddp.py: the program's exit and reports, its working folder, the seconds
+    it took."""
     ran: Ran
     seconds: float
-    probe: Path | None = None
     leftover: bool = False  # processes of the run still alive after its launcher ended (they were killed)
 
     @property
@@ -170,19 +118,19 @@ class Run:
         return read_log(self.workdir / LOG)
 
     def shards(self) -> dict[int, list[list[int]]]:
-        """Rank -> the picture indices its DataLoader handed out, one list per epoch."""
+        """Rank -> the picture indices its DataLoader handed out, one list per epoch (the reporter's `loaders`)."""
         found: dict[int, list[list[int]]] = {}
-        for path in sorted(self.probe.glob("probe-*.json")) if self.probe else []:
-            data = json.loads(path.read_text())
-            found.setdefault(int(data["rank"]), []).extend(data["epochs"])
+        for report in self.workers:
+            if "rank" in report.rank:
+                found.setdefault(int(report.rank["rank"]), []).extend(report.loader_passes)
         return found
 
     def written(self) -> dict[int, list[str]]:
         """Rank -> the files its process opened for writing."""
         found: dict[int, list[str]] = {}
-        for path in sorted(self.probe.glob("probe-*.json")) if self.probe else []:
-            data = json.loads(path.read_text())
-            found.setdefault(int(data["rank"]), []).extend(data["written"])
+        for report in self.workers:
+            if "rank" in report.rank:
+                found.setdefault(int(report.rank["rank"]), []).extend(report.written)
         return found
 
     def explain(self) -> str:
@@ -190,14 +138,12 @@ class Run:
 
     def save(self, path: Path) -> None:
         self.ran.save(path)
-        path.with_suffix(".run.json").write_text(json.dumps(
-            {"seconds": self.seconds, "probe": str(self.probe) if self.probe else None, "leftover": self.leftover}))
+        path.with_suffix(".run.json").write_text(json.dumps({"seconds": self.seconds, "leftover": self.leftover}))
 
     @classmethod
     def load(cls, path: Path) -> "Run":
         extra = json.loads(path.with_suffix(".run.json").read_text())
-        return cls(Ran.load(path), extra["seconds"], Path(extra["probe"]) if extra["probe"] else None,
-                   extra["leftover"])
+        return cls(Ran.load(path), extra["seconds"], extra["leftover"])
 
 
 def launch(argv: list[str], workdir: Path, env: dict[str, str],
@@ -239,16 +185,13 @@ def run_single(script_dir: Path, data: Path, workdir: Path, *, batch: int = 2 * 
 def run_ddp(script_dir: Path, data: Path, workdir: Path, nproc: int, *, batch: int = BATCH, epochs: int = EPOCHS,
             workers: int = WORKERS, timeout: float = RUN_TIMEOUT_S) -> Run:
     """train_ddp.py of `script_dir` in `nproc` processes on this machine: torchrun_jsc --standalone (one node, no
-    Slurm), with the probe on."""
-    probe = workdir / ".probe"
-    probe.mkdir(parents=True, exist_ok=True)
-    (probe / "sitecustomize.py").write_text(PROBE)
+    Slurm), the reporter recording which pictures each rank's DataLoader handed out."""
     env = clean_env(DATA=str(data), EPOCHS=str(epochs), BATCH=str(batch), WORKERS=str(workers),
-                    PYTHONPATH=str(probe), DDP_PROBE_DIR=str(probe))
+                    COURSE_REPORT_DETAIL="loaders")
     argv = [sys.executable, "-m", "torchrun_jsc", "--standalone", f"--nproc_per_node={nproc}",
             str(script_dir / "train_ddp.py")]
     ran, seconds, leftover = launch(argv, workdir, env, timeout)
-    return Run(ran, seconds, probe, leftover)
+    return Run(ran, seconds, leftover)
 
 
 def read_log(path: Path) -> list[tuple[int, int, float, float]]:
@@ -287,7 +230,7 @@ def shard_problems(shards: dict[int, list[list[int]]], count: int, world: int, b
     """In every epoch the ranks trained on disjoint shares that together cover the data set (but for fewer than one
     global batch, the rest that drop_last leaves out); and each epoch in another order."""
     if sorted(shards) != list(range(world)):
-        return [f"the probe saw the DataLoaders of ranks {sorted(shards)}, not of 0-{world - 1}"]
+        return [f"the reports show the DataLoaders of ranks {sorted(shards)}, not of 0-{world - 1}"]
     epochs = {len(lists) for lists in shards.values()}
     if len(epochs) != 1 or epochs == {0}:
         return [f"the ranks passed over their DataLoaders {sorted(epochs)} times; each should once per epoch"]

@@ -6,7 +6,8 @@ Everything the harness knows about it lives here:
 * the checks, as functions that return problems, so that tests/test_formats.py runs each one on the course's files
   and on deliberately broken copies: the packed layout (a contract: exercise 5 reads pets.h5), each Dataset against
   the original files, Datasets in forked and in spawned DataLoader workers, the tasks' shares of the data set;
-* the probe that sees which picture files each task opened (an audit hook, outside the student's code);
+* which picture files each task opened, from the reporter (harness/jobsite/sitecustomize.py,
+  COURSE_REPORT_DETAIL=reads=*.jpg: an audit hook, outside the student's code);
 * the cluster job `loaders`: its login-node step (stand-ins, or the real Pets, packed by the course's own pack.py),
   its verdict, and what its batch script must hold (the course checker's rules, harness/coursecheck.py, and the
   lesson's own: one task per GPU, /dev/shm).
@@ -31,6 +32,7 @@ import pytest
 from harness import coursecheck, minipets
 from harness.exercises import ROOT, ClusterJob, Exercise
 from harness.offline import Ran, run_program
+from harness.report import read_files
 from harness.once import once_per_run
 
 PER_BREED = 6  # 37 breeds x 6 = 222 pictures: divisible by 1, 2 and 3 tasks, a few seconds per pass on a laptop
@@ -233,36 +235,11 @@ def worker_problems(folder: Path, packed: Path, images: Path, context: str, work
 
 # --- exercise 4c: time_loaders.py, the tasks' shares -------------------------------------------------------------
 
-PROBE = '''"""Test probe (harness/exercises/formats.py): every *.jpg this process, or a child forked from it, opens is
-written to $FORMATS_PROBE_DIR/opened-<SLURM_PROCID>-<pid>.txt. An audit hook: nothing in the program changes."""
-import os
-import sys
-
-_folder = os.environ.get("FORMATS_PROBE_DIR", "")
-_open = {"pid": None, "fd": None}
-
-
-def _opened(event, args):
-    if event != "open" or not args or not isinstance(args[0], (str, bytes, os.PathLike)):
-        return
-    path = os.fsdecode(args[0])
-    if not path.endswith(".jpg"):
-        return
-    if _open["pid"] != os.getpid():  # a forked DataLoader worker: a file of its own
-        _open["pid"] = os.getpid()
-        name = f"opened-{os.environ.get('SLURM_PROCID', '0')}-{os.getpid()}.txt"
-        _open["fd"] = os.open(os.path.join(_folder, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.write(_open["fd"], (os.path.basename(path) + "\\n").encode())
-
-
-if _folder:
-    sys.addaudithook(_opened)
-'''
 
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This environment without Slurm's variables and the programs' knobs (a test may run inside a job)."""
-    knobs = ("PETS_PACKED", "PETS_IMAGES", "WORKERS", "COURSE_REPORT_DIR", "COURSE_OFFLINE")
+    knobs = ("PETS_PACKED", "PETS_IMAGES", "WORKERS", "COURSE_REPORT_DIR", "COURSE_OFFLINE", "COURSE_REPORT_DETAIL")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM") and k not in knobs}
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore", **extra)
     return env
@@ -274,10 +251,6 @@ class Shares:
     world: int  # tasks; 0 = started without any Slurm variable (outside a job)
     root: Path
 
-    @property
-    def probe(self) -> Path:
-        return self.root / "probe"
-
     def rank_dir(self, rank: int) -> Path:
         return self.root / f"rank-{rank}"
 
@@ -285,10 +258,11 @@ class Shares:
         return [Ran.load(self.rank_dir(rank) / "ran.json") for rank in range(max(self.world, 1))]
 
     def opened(self) -> dict[int, list[str]]:
-        """The picture files each rank opened (its DataLoader workers included), in order."""
+        """The picture files each rank opened (its DataLoader workers included), in order, by file name."""
         found: dict[int, list[str]] = {rank: [] for rank in range(max(self.world, 1))}
-        for path in sorted(self.probe.glob("opened-*.txt")):
-            found.setdefault(int(path.name.split("-")[1]), []).extend(path.read_text().split())
+        for rank in found:
+            for files in read_files(self.rank_dir(rank) / ".reports").values():
+                found[rank].extend(os.path.basename(path) for path in files)
         return found
 
     @property
@@ -304,17 +278,16 @@ class Shares:
 def run_shares(script_dir: Path, packed: Path, images: Path | None, world: int, root: Path, *, workers: int = 0,
                step: int = 0) -> Shares:
     """Start time_loaders.py of `script_dir` once per rank, two at a time, with SLURM_NTASKS/SLURM_PROCID set (none
-    at all when `world` is 0), the probe on, reading `packed` and (when given) the JPEG folder `images`."""
+    at all when `world` is 0), the reporter noting every picture file they open, reading `packed` and (when given)
+    the JPEG folder `images`."""
     shares = Shares(world, root)
-    shares.probe.mkdir(parents=True, exist_ok=True)
-    (shares.probe / "sitecustomize.py").write_text(PROBE)
     host = socket.gethostname()
 
     def one(rank: int) -> None:
         slurm = {} if world == 0 else {
             "SLURM_NTASKS": str(world), "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank), "SLURM_NODEID": "0",
             "SLURM_STEP_ID": str(step), "SLURM_JOB_ID": "4242", "SLURMD_NODENAME": host}
-        env = clean_env(PYTHONPATH=str(shares.probe), FORMATS_PROBE_DIR=str(shares.probe), **slurm)
+        env = clean_env(COURSE_REPORT_DETAIL="reads=*.jpg", **slurm)
         folder = ["--images", str(images)] if images else []
         ran = run_program([sys.executable, str(script_dir / "time_loaders.py"), str(packed), *folder,
                            "--workers", str(workers)], cwd=shares.rank_dir(rank), env=env, timeout=RUN_TIMEOUT_S)

@@ -10,6 +10,10 @@ COURSE_REPORT_DIR=DIR  at exit, write DIR/report-<host>-<pid>.json: what the pro
                        training its figures (seconds per epoch, images per second, metrics per epoch).
 COURSE_OFFLINE=1       refuse every name lookup and connection that leaves this machine, as a compute node without
                        internet does: the stand-in for `unshare -n` where there is no root.
+COURSE_REPORT_DETAIL   more, for the checks that need it (comma-separated): `loaders` records the indices each
+                       PyTorch DataLoader pass handed out (which samples a rank trained on); `reads=GLOB` writes the
+                       name of every file matching GLOB that the process, or a DataLoader worker forked from it,
+                       opens, at once, to DIR/read-<host>-<rank>-<pid>.txt (forked workers never reach atexit).
 
 Then the next sitecustomize on the path (the system's own, if any) is loaded, as if this one were not here.
 Everything here is careful never to break the program it watches: a failure of the watcher is silent.
@@ -17,6 +21,7 @@ Everything here is careful never to break the program it watches: a failure of t
 from __future__ import annotations
 
 import atexit
+import fnmatch
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -27,8 +32,11 @@ import socket
 import sys
 import time
 
-_REPORT_DIR = os.environ.get("COURSE_REPORT_DIR", "")
+_REPORT_DIR = os.path.abspath(os.environ["COURSE_REPORT_DIR"]) if os.environ.get("COURSE_REPORT_DIR") else ""
 _OFFLINE = os.environ.get("COURSE_OFFLINE", "") == "1"
+_DETAIL = [item.strip() for item in os.environ.get("COURSE_REPORT_DETAIL", "").split(",") if item.strip()]
+_READS = next((item.split("=", 1)[1] for item in _DETAIL if item.startswith("reads=")), "")
+_RANK = os.environ.get("SLURM_PROCID") or os.environ.get("RANK") or "0"
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 _report: dict = {
@@ -47,6 +55,8 @@ _report: dict = {
     "saves": [],
     "dist": None,
     "fits": [],
+    "written": [],  # files the process opened for writing (outside /dev, /proc and the report folder)
+    "loader_passes": [],  # with COURSE_REPORT_DETAIL=loaders: the sample indices of each DataLoader pass
 }
 
 
@@ -256,6 +266,61 @@ def _after_fastai_learner(learner_module) -> None:
     learner_module.Learner.__init__ = init_with_figures
 
 
+# --- files: what the process wrote, and (on request) which files it read --------------------------------------------
+
+_read_log = {"pid": None, "fd": None}
+
+
+def _audit(event, args) -> None:
+    if event != "open" or not args or not isinstance(args[0], (str, bytes, os.PathLike)):
+        return
+    try:
+        path = os.path.abspath(os.fsdecode(args[0]))
+        mode, flags = (args[1] if len(args) > 1 else None), (args[2] if len(args) > 2 else 0)
+        writing = any(c in mode for c in "wax+") if isinstance(mode, str) else bool(
+            isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR))
+        if writing:
+            if not path.startswith(("/dev/", "/proc/", _REPORT_DIR)) and path not in _report["written"] \
+                    and len(_report["written"]) < 200:
+                _report["written"].append(path)
+        elif _READS and fnmatch.fnmatch(os.path.basename(path), _READS):
+            if _read_log["pid"] != os.getpid():  # this process, or a worker forked from it: a file of its own
+                _read_log["pid"] = os.getpid()
+                name = f"read-{_report['host']}-{_RANK}-{os.getpid()}.txt"
+                os.makedirs(_REPORT_DIR, exist_ok=True)
+                _read_log["fd"] = os.open(os.path.join(_REPORT_DIR, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                                          0o644)
+            os.write(_read_log["fd"], (path + "\n").encode())
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _after_dataloader(loader_module) -> None:
+    """Each pass over a DataLoader (an epoch) gets a list of the sample indices its sampler handed out."""
+    iterator = loader_module._BaseDataLoaderIter
+    init, reset, next_index = iterator.__init__, iterator._reset, iterator._next_index
+
+    def recorded_init(self, loader):
+        _report["loader_passes"].append([])
+        return init(self, loader)
+
+    def recorded_reset(self, loader, first_iter=False):  # persistent workers start the next pass here
+        if not first_iter:
+            _report["loader_passes"].append([])
+        return reset(self, loader, first_iter)
+
+    def recorded_next_index(self):
+        index = next_index(self)
+        try:
+            _report["loader_passes"][-1].extend(int(i) for i in (index if isinstance(index, (list, tuple))
+                                                                 else [index]))
+        except Exception:  # noqa: BLE001
+            pass
+        return index
+
+    iterator.__init__, iterator._reset, iterator._next_index = recorded_init, recorded_reset, recorded_next_index
+
+
 # --- at exit: the report ------------------------------------------------------------------------------------------
 
 def _excepthook(kind, value, traceback) -> None:
@@ -308,9 +373,12 @@ if _OFFLINE:
 if _REPORT_DIR:
     _hooks.update({"torch": _after_torch, "torch.distributed": _after_torch_distributed,
                    "fastai.learner": _after_fastai_learner})
+    if "loaders" in _DETAIL:
+        _hooks["torch.utils.data.dataloader"] = _after_dataloader
 if _hooks:
     sys.meta_path.insert(0, _AfterImport(_hooks))
 if _REPORT_DIR:
+    sys.addaudithook(_audit)
     _previous_excepthook = sys.excepthook
     sys.excepthook = _excepthook
     atexit.register(_write_report)
