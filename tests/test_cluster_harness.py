@@ -270,6 +270,30 @@ def test_cluster_run_on_the_local_cluster_passes_matrix_and_cats(local_site, tmp
     assert_queue_empty(summary["tag"])
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_day_two_on_the_local_cluster_passes_loaders_and_ddp(local_site, tmp_path):
+    """`pytest --cluster --day 2`: the packed formats read by two tasks per node, and the DDP training over both
+    nodes (2 x 4 processes on gloo), prepared on the "login node" with the course's own pack.py."""
+    process = start_cluster_run(tmp_path, "--day", "2")
+    try:
+        output, _ = process.communicate(timeout=1500)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=60)
+    summary = json.loads(next(tmp_path.glob("*/summary.json")).read_text())
+    assert process.returncode == 0, output
+    verdicts = summary["verdicts"]
+    assert set(verdicts) == {"loaders", "ddp"}, output
+    ddp = verdicts["ddp"]["figures"]
+    assert ddp["world_size"] == 8 and ddp["backend"] == "gloo" and ddp["nodes"] == "dc01,dc02", ddp
+    assert ddp["gpus"] == 4 and ddp["cores"] == 2, ddp
+    loaders = verdicts["loaders"]["figures"]
+    assert loaders["tasks"] == 2 and loaders["hdf5_shm_images_per_s"] > 0, loaders
+    assert_queue_empty(summary["tag"])
+
+
 # --- what the harness reads from Slurm (no cluster needed) ---------------------------------------------------------
 
 def test_scontrol_oneliner_is_parsed_with_reason_exit_code_and_limits():

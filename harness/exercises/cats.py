@@ -111,12 +111,16 @@ def cat_run(target_dir: Path, minipets_originals: Caches, tmp_path_factory: pyte
 
 # --- the cluster job -----------------------------------------------------------------------------------------------
 
+def site_caches(run) -> Caches:
+    """The caches a cluster run's jobs read: where the site keeps them, else folders of the run (stand-ins)."""
+    site, default = run.site, run.folder / "caches"
+    return Caches(Path(site.expand(site.caches.fastai_home) or default / "fastai"),
+                  Path(site.expand(site.caches.torch_home) or default / "torch"))
+
+
 def prepare_caches(run, workdir: Path) -> dict[str, str]:
     """The login-node step: the data set and the weights into the caches the job reads, as the site says."""
-    site = run.site
-    default = run.folder / "caches"
-    caches = Caches(Path(site.expand(site.caches.fastai_home) or default / "fastai"),
-                    Path(site.expand(site.caches.torch_home) or default / "torch"))
+    site, caches = run.site, site_caches(run)
     if site.caches.prepare == "minipets":
         run.log(f"seeding stand-in caches (Mini-Pets, resnet34 weights) in {caches.fastai_home.parent}")
         caches.seed()

@@ -29,6 +29,7 @@ import pytest
 
 from harness import minipets
 from harness.exercises import ROOT, ClusterJob, Exercise
+from harness.exercises.cats import site_caches
 from harness.offline import Ran, mode, offline_command, offline_env
 from harness.once import once_per_run
 from harness.report import Report, read_reports
@@ -312,13 +313,6 @@ def learning(rows: list[tuple]) -> tuple[dict, list[str]]:
 
 # --- the cluster job ---------------------------------------------------------------------------------------------
 
-def images_folder(run) -> Path:
-    """The real Pets pictures that `python cats.py --prefetch` downloaded on the login node (exercise 2b)."""
-    site = run.site
-    home = site.expand(site.caches.fastai_home) or os.environ.get("FASTAI_HOME") or "~/.fastai"
-    return Path(home).expanduser() / "data" / minipets.DATASET_FOLDER / "images"
-
-
 def prepare_ddp(run, workdir: Path) -> dict[str, str]:
     """The login-node step: pictures (stand-ins on the test cluster, the real Pets elsewhere), packed into pets.h5 by
     the course's own pack.py staged beside the script; the job reads it through DATA. A site's `packed_dir` keeps
@@ -333,7 +327,7 @@ def prepare_ddp(run, workdir: Path) -> dict[str, str]:
         run.log(f"writing {len(minipets.BREEDS) * settings['standin_per_breed']} stand-in pictures to {images}")
         minipets.write_images(images, per_breed=settings["standin_per_breed"])
     else:
-        images = images_folder(run)
+        images = site_caches(run).images  # the real Pets that `python cats.py --prefetch` downloaded (2b)
         if not any(images.glob("*.jpg")):
             raise RuntimeError(f"no Pets pictures in {images}: run `python cats.py --prefetch` on the login node "
                                "first (exercise 2b)")
@@ -373,7 +367,7 @@ def check_ddp_job(result) -> tuple[dict, list[str]]:
                         "--nproc_per_node=\"$SLURM_GPUS_ON_NODE\"")
     problems += writer_problems(workers, {}, result.workdir)
     figures, fell = learning(read_log(result.workdir / LOG))
-    figures = {"world_size": len(workers), "nodes": len(nodes), "backend": result.settings["backend"], **figures}
+    figures = {"world_size": len(workers), "backend": result.settings["backend"], **figures}
     return figures, problems + fell
 
 

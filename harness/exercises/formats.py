@@ -31,6 +31,7 @@ import pytest
 
 from harness import coursecheck, minipets
 from harness.exercises import ROOT, ClusterJob, Exercise
+from harness.exercises.cats import site_caches
 from harness.offline import Ran, run_program
 from harness.report import read_files
 from harness.once import once_per_run
@@ -461,13 +462,6 @@ def check_loaders_job(result, shm: str = SHM) -> tuple[dict, list[str]]:
     return figures, problems
 
 
-def images_folder(run) -> Path:
-    """The real Pets pictures that `python cats.py --prefetch` downloaded on the login node (exercise 2b)."""
-    site = run.site
-    home = site.expand(site.caches.fastai_home) or os.environ.get("FASTAI_HOME") or "~/.fastai"
-    return Path(home).expanduser() / "data" / minipets.DATASET_FOLDER / "images"
-
-
 def prepare_loaders(run, workdir: Path) -> dict[str, str]:
     """The login-node step: pictures (stand-ins on the test cluster, the real Pets elsewhere), packed by the
     course's own pack.py staged in `workdir`; the job gets both places in PETS_IMAGES and PETS_PACKED."""
@@ -477,7 +471,7 @@ def prepare_loaders(run, workdir: Path) -> dict[str, str]:
         run.log(f"writing {len(minipets.BREEDS) * settings['standin_per_breed']} stand-in pictures to {images}")
         write_pictures(images, settings["standin_per_breed"])
     else:
-        images = images_folder(run)
+        images = site_caches(run).images  # the real Pets that `python cats.py --prefetch` downloaded (2b)
         if not any(images.glob("*.jpg")):
             raise RuntimeError(f"no Pets pictures in {images}: run `python cats.py --prefetch` on the login node "
                                "first (exercise 2b)")
