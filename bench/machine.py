@@ -22,10 +22,11 @@ def cpu_model() -> str:
 
 def commit() -> str:
     """Short hash of HEAD, with `+changes` when tracked files differ from it."""
+    git = ["git", "-c", f"safe.directory={ROOT}"]  # the bench may run as another user than the checkout's owner
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=ROOT).returncode != 0
+        dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--"], cwd=ROOT).returncode != 0
         return head + ("+changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown commit"
