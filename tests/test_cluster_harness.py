@@ -244,21 +244,26 @@ def test_sigint_in_the_middle_of_a_cluster_run_cancels_every_job(local_site, tmp
     assert_queue_empty(run_tag)
 
 
-@pytest.mark.slurm
-@pytest.mark.slow
-def test_cluster_run_on_the_local_cluster_passes_matrix_and_cats(local_site, tmp_path):
-    # -n 2 as in run-tests.sh: --cluster must still submit once, from one process
-    process = start_cluster_run(tmp_path, "-n", "2")
+def whole_cluster_run(out: Path, *extra: str, timeout: float = 1500) -> tuple[str, dict]:
+    """`pytest --cluster --site local` to its end (interrupted, as by Ctrl-C, if it outlives `timeout`): its output
+    and the run's summary.json, after checking it passed and wrote one summary."""
+    process = start_cluster_run(out, *extra)
     try:
-        output, _ = process.communicate(timeout=1200)
+        output, _ = process.communicate(timeout=timeout)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
             process.communicate(timeout=60)
-    runs = list(tmp_path.glob("*/summary.json"))
+    runs = list(out.glob("*/summary.json"))
     assert len(runs) == 1, output
-    summary = json.loads(runs[0].read_text())
     assert process.returncode == 0, output
+    return output, json.loads(runs[0].read_text())
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_cluster_run_on_the_local_cluster_passes_matrix_and_cats(local_site, tmp_path):
+    output, summary = whole_cluster_run(tmp_path, "-n", "2")  # as in run-tests.sh: still one submission, one process
     verdicts = summary["verdicts"]
     assert set(verdicts) == {"matrix", "cats"}
     assert verdicts["matrix"]["passed"] and verdicts["matrix"]["figures"]["check"] == "passed"
@@ -275,15 +280,7 @@ def test_cluster_run_on_the_local_cluster_passes_matrix_and_cats(local_site, tmp
 def test_day_two_on_the_local_cluster_passes_loaders_and_ddp(local_site, tmp_path):
     """`pytest --cluster --day 2`: the packed formats read by two tasks per node, and the DDP training over both
     nodes (2 x 4 processes on gloo), prepared on the "login node" with the course's own pack.py."""
-    process = start_cluster_run(tmp_path, "--day", "2")
-    try:
-        output, _ = process.communicate(timeout=1500)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            process.communicate(timeout=60)
-    summary = json.loads(next(tmp_path.glob("*/summary.json")).read_text())
-    assert process.returncode == 0, output
+    output, summary = whole_cluster_run(tmp_path, "--day", "2")
     verdicts = summary["verdicts"]
     assert set(verdicts) == {"loaders", "ddp"}, output
     ddp = verdicts["ddp"]["figures"]
