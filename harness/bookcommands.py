@@ -96,22 +96,29 @@ class Simple:
     creates: list[str] = field(default_factory=list)
 
 
-def _joined(block: Block, numbered: list[tuple[int, str]]) -> list[Command]:
-    """Lines joined where they end with a backslash; blank and comment-only lines dropped."""
+def logical_lines(numbered: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """(number of the first line, text) of each shell command: lines joined where they end with a backslash, blank
+    and comment-only lines dropped. A backslash on the last line joins nothing."""
     found, pending, start = [], "", 0
-    for index, line in numbered:
+    for number, line in numbered:
         if not pending:
-            start = index
+            start = number
         if line.rstrip().endswith("\\"):
             pending += line.rstrip()[:-1] + " "
             continue
         text = (pending + line).strip()
         pending = ""
         if text and strip_comment(text).strip():
-            found.append(Command(block.path, block.line + 1 + start, text, block.directives, block.line))
+            found.append((start, text))
     if pending.strip():
-        found.append(Command(block.path, block.line + 1 + start, pending.strip(), block.directives, block.line))
+        found.append((start, pending.strip()))
     return found
+
+
+def _joined(block: Block, numbered: list[tuple[int, str]]) -> list[Command]:
+    """The block's commands, one per logical line."""
+    return [Command(block.path, block.line + 1 + start, text, block.directives, block.line)
+            for start, text in logical_lines(numbered)]
 
 
 def blocks(path: Path, text: str | None = None) -> list[Block]:

@@ -260,7 +260,7 @@ def srun_cpus(script: Sbatch, rel: str, sites: Sites) -> list[Problem]:
     exported = False
     start = script.first_command[0]
     body = [(start + i, line) for i, line in enumerate(script.lines[start - 1:])]
-    for number, text in _logical_lines(body):
+    for number, text in bookcommands.logical_lines(body):
         for simple in words(text):
             command = list(simple.words)
             prefix = False
@@ -281,22 +281,6 @@ def srun_cpus(script: Sbatch, rel: str, sites: Sites) -> list[Problem]:
                                                  f"`export SRUN_CPUS_PER_TASK=\"$SLURM_CPUS_PER_TASK\"` before it")]
                 return []
     return []
-
-
-def _logical_lines(numbered: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """Script lines joined at trailing backslashes, without blank and comment lines."""
-    found, pending, start = [], "", 0
-    for number, line in numbered:
-        if not pending:
-            start = number
-        if line.rstrip().endswith("\\"):
-            pending += line.rstrip()[:-1] + " "
-            continue
-        text = (pending + line).strip()
-        pending = ""
-        if text and not text.startswith("#"):
-            found.append((start, text))
-    return found
 
 
 def sbatch_files(root: Path, files: list[Path] | None = None) -> list[Path]:
