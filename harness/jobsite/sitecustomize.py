@@ -110,10 +110,10 @@ def _guarded_getaddrinfo(host, *args, **kwargs):
         literal = True
     except ValueError:
         literal = False
+    if literal:  # an address needs no lookup; a connection to it is noted (and refused offline) by connect
+        return _real_getaddrinfo(host, *args, **kwargs)
     if _OFFLINE:
         _note(f"lookup {name}")
-        if literal:  # an address needs no lookup; the connection itself is refused
-            return _real_getaddrinfo(host, *args, **kwargs)
         raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
     try:
         found = _real_getaddrinfo(host, *args, **kwargs)
