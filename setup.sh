@@ -39,8 +39,8 @@ fi
 # environment: the tests run jobs and self-checks as a normal user, and root's own Python may be unreadable to them.
 if [[ -z ${PYTHON:-} ]]; then
   PYTHON=python3
-  [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import sys, venv; sys.exit(sys.version_info[:2] < (3, 10))' \
-    2>/dev/null && PYTHON=/usr/bin/python3
+  usable='import sys, venv, ensurepip; sys.exit(sys.version_info[:2] < (3, 10))'  # ensurepip: python3-venv
+  [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c "$usable" 2>/dev/null && PYTHON=/usr/bin/python3
 fi
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 10))'; then
   echo "setup: $PYTHON is older than Python 3.10; set PYTHON=/path/to/python3.11" >&2
