@@ -121,22 +121,27 @@ def test_harness_cancels_a_job_that_outlives_its_limit_plus_margin(local_site, t
     assert any("cancelled: ran" in line for line in lines)
 
 
-@pytest.mark.slurm
-def test_invalid_partition_is_one_line_naming_the_profile_key(local_site, tag, tmp_path):
-    broken = dataclasses.replace(local_site, partition="dc-gpu-typo")
+def refusal(site, tag: str, folder: Path, **change: str) -> str:
+    """What sbatch's refusal of a job of `site` with `change` (a wrong profile value) becomes: one line."""
     with pytest.raises(slurm.SlurmError) as error:
-        slurm.submit(script(tmp_path, "true"), name="job", tag=tag, chdir=tmp_path, results=tmp_path, site=broken)
+        slurm.submit(script(folder, "true"), name="job", tag=tag, chdir=folder, results=folder,
+                     site=dataclasses.replace(site, **change))
     message = str(error.value)
     assert "\n" not in message
+    return message
+
+
+@pytest.mark.slurm
+def test_invalid_partition_is_one_line_naming_the_profile_key(local_site, tag, tmp_path):
+    message = refusal(local_site, tag, tmp_path, partition="dc-gpu-typo")
     assert "Invalid partition name specified" in message and "fix `partition` (now 'dc-gpu-typo')" in message
     assert str(local_site.path) in message
 
 
 @pytest.mark.slurm
 def test_invalid_reservation_names_the_reservation_key(local_site, tag, tmp_path):
-    broken = dataclasses.replace(local_site, reservation="no-such-reservation")
-    with pytest.raises(slurm.SlurmError, match=r"fix `reservation` \(now 'no-such-reservation'\)"):
-        slurm.submit(script(tmp_path, "true"), name="job", tag=tag, chdir=tmp_path, results=tmp_path, site=broken)
+    message = refusal(local_site, tag, tmp_path, reservation="no-such-reservation")
+    assert "fix `reservation` (now 'no-such-reservation')" in message
 
 
 @pytest.mark.slurm
@@ -429,11 +434,7 @@ def test_broken_copies_without_gres_or_without_srun_cpus_fail_with_their_cause(l
 
 @pytest.mark.slurm
 def test_unknown_account_is_one_line_naming_the_profile_key(local_site, tag, tmp_path):
-    broken = dataclasses.replace(local_site, account="training9999")
-    with pytest.raises(slurm.SlurmError) as error:
-        slurm.submit(script(tmp_path, "true"), name="job", tag=tag, chdir=tmp_path, results=tmp_path, site=broken)
-    message = str(error.value)
-    assert "\n" not in message
+    message = refusal(local_site, tag, tmp_path, account="training9999")
     assert message == ("sbatch refused the job: Invalid account or account/partition combination specified; "
                        f"fix `account` (now 'training9999') in {local_site.path}")
 
