@@ -77,6 +77,7 @@ class Report:
     fits: list[Fit] = field(default_factory=list)
     written: list[str] = field(default_factory=list)  # files opened for writing
     loader_passes: list[list[int]] = field(default_factory=list)  # COURSE_REPORT_DETAIL=loaders
+    float64: bool = False  # COURSE_FLOAT64=1 took: torch computed in float64
     started: float = 0.0
     ended: float = 0.0
     path: Path | None = None

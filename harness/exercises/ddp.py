@@ -37,12 +37,16 @@ from harness.report import Report, read_reports
 PER_BREED = 8  # 37 breeds x 8 = 296 pictures: a few seconds per epoch on a two-core CPU
 # The knobs of the local runs. BATCH is per process: two processes of 16 make the same global batch as one of 32.
 EPOCHS, BATCH, WORKERS = 4, 16, 1
-# Largest difference allowed between the per-step losses of a DDP run and of one process with the same global
-# batch. The two agree to float32 rounding (1e-7) at first; rounding differs (a mean over 32 pictures against the
-# average of two means over 16, gloo's order of summing) and training amplifies it, to about 1e-5 after 36 steps
-# here. A mistake (a rank that trains on the wrong pictures, gradients or a loss that are not averaged) moves the
-# losses by 1e-2 or more.
-LOSS_TOLERANCE = 1e-4
+# DDP and one process with the same global batch compute the same training: only the order of float sums differs (a
+# mean over 32 pictures against the average of two means over 16, gloo's all-reduce, the CPU's kernels and threads).
+# Training amplifies that rounding step by step: in float32 (unit roundoff 2^-24 = 6e-8) the saved weights of the two
+# runs differed by up to 1.4e-4 after 36 steps on one machine (x2.3e3), 1e-5 on another, so no float32 tolerance
+# tells rounding from a small mistake on every CPU. The local runs that are compared therefore compute in float64
+# (COURSE_FLOAT64=1, set by the harness; the student's file is unchanged), unit roundoff 2^-53 = 1.1e-16. Allowed:
+# 1e7 of those, 1.1e-9 on a loss or a weight: over 4,000 times the largest amplification seen in float32 (2.3e3),
+# and about 10^7 below what each deliberate mistake of tests/test_ddp.py moves (1e-2 or more; it prints each one).
+FLOAT64_ENV = {"COURSE_FLOAT64": "1"}
+TOLERANCE = 1e7 * 2.0 ** -53
 RUN_TIMEOUT_S = 300
 SOLUTIONS = ROOT / "solutions"
 LOG, MODEL = "train_log.csv", "model.pt"  # what rank 0 writes into its working folder
@@ -90,11 +94,13 @@ def failure(ran: Ran, program: str) -> str:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This environment without Slurm's and torchrun's variables and the programs' knobs (a test may itself run
-    inside a job), one math thread per process (two cores are shared by everything here)."""
+    inside a job); one math thread per process (two cores are shared by everything here) unless OMP_NUM_THREADS is
+    set, so that the numeric checks can be run with other thread counts (other orders of summation)."""
     drop = ("DATA", "EPOCHS", "BATCH", "WORKERS", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
             "COURSE_REPORT_DIR", "COURSE_OFFLINE", "COURSE_REPORT_DETAIL", "PYTHONPATH")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM", "TORCHELASTIC")) and k not in drop}
-    env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore", **extra)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.update(PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore", **extra)
     return env
 
 
@@ -184,11 +190,12 @@ def run_single(script_dir: Path, data: Path, workdir: Path, *, batch: int = 2 * 
 
 
 def run_ddp(script_dir: Path, data: Path, workdir: Path, nproc: int, *, batch: int = BATCH, epochs: int = EPOCHS,
-            workers: int = WORKERS, timeout: float = RUN_TIMEOUT_S) -> Run:
+            workers: int = WORKERS, timeout: float = RUN_TIMEOUT_S, float64: bool = False) -> Run:
     """train_ddp.py of `script_dir` in `nproc` processes on this machine: torchrun_jsc --standalone (one node, no
-    Slurm), the reporter recording which pictures each rank's DataLoader handed out."""
+    Slurm), the reporter recording which pictures each rank's DataLoader handed out; in float64 for a run that is
+    compared with another (see TOLERANCE)."""
     env = clean_env(DATA=str(data), EPOCHS=str(epochs), BATCH=str(batch), WORKERS=str(workers),
-                    COURSE_REPORT_DETAIL="loaders")
+                    COURSE_REPORT_DETAIL="loaders", **(FLOAT64_ENV if float64 else {}))
     argv = [sys.executable, "-m", "torchrun_jsc", "--standalone", f"--nproc_per_node={nproc}",
             str(script_dir / "train_ddp.py")]
     ran, seconds, leftover = launch(argv, workdir, env, timeout)
@@ -276,7 +283,7 @@ def writer_problems(run_workers: list[Report], written: dict[int, list[str]], wo
     return problems
 
 
-def loss_problems(rows: list[tuple], reference: list[tuple], tolerance: float = LOSS_TOLERANCE) -> list[str]:
+def loss_problems(rows: list[tuple], reference: list[tuple], tolerance: float = TOLERANCE) -> list[str]:
     """The logged loss of every step equals the reference run's within `tolerance`."""
     if not rows:
         return [f"the log {LOG} is empty"]
@@ -287,9 +294,37 @@ def loss_problems(rows: list[tuple], reference: list[tuple], tolerance: float = 
             return [f"step {step} trained on {row[1]} pictures, the single process on {ref[1]}: the log counts the "
                     "pictures of all processes"]
         if abs(row[3] - ref[3]) > tolerance:
-            return [f"step {step} (epoch {row[0]}): loss {row[3]:.6f}, but one process with the same global batch "
-                    f"has {ref[3]:.6f} (allowed: {tolerance}): the gradients or the logged loss are not averaged over "
-                    "all processes, or a rank trains on other pictures"]
+            return [f"train_ddp.py: step {step} (epoch {row[0]}) logged the loss {row[3]:.6f}, but one process with "
+                    f"the same global batch has {ref[3]:.6f} (difference {abs(row[3] - ref[3]):.1e}, allowed "
+                    f"{tolerance:.1e}): the gradients or the logged loss are not averaged over all processes, or a "
+                    "rank trains on other pictures"]
+    return []
+
+
+def largest_loss_difference(rows: list[tuple], reference: list[tuple]) -> float:
+    return max((abs(a[3] - b[3]) for a, b in zip(rows, reference)), default=0.0)
+
+
+def weight_problems(two: dict, one: dict, tolerance: float = TOLERANCE) -> tuple[float, list[str]]:
+    """The models saved by the DDP run and by one process (state dicts) are the same network with the same weights
+    within `tolerance`. Returns the largest difference and the problems."""
+    if two.keys() != one.keys():
+        extra = sorted(set(two) ^ set(one))[:3]
+        return float("inf"), [f"train_ddp.py: the saved {MODEL} holds other weights than one process saves "
+                              f"({', '.join(extra)} ...): save the bare network, model.module.state_dict(), not the "
+                              "DDP wrapper"]
+    largest, name = max(((two[k].double() - one[k].double()).abs().max().item(), k) for k in two)
+    if largest > tolerance:
+        return largest, [f"train_ddp.py: the model trained by 2 processes differs from one process's with the same "
+                         f"global batch: largest weight difference {largest:.1e} (in {name}), allowed {tolerance:.1e}"]
+    return largest, []
+
+
+def float64_problems(run: "Run") -> list[str]:
+    """The run's training processes really computed in float64 (COURSE_FLOAT64): else a comparison means nothing."""
+    if run.workers and not all(r.float64 for r in run.workers):
+        return ["the harness could not switch the training to float64 (COURSE_FLOAT64): its comparison with one "
+                "process cannot be trusted; report this to the course team"]
     return []
 
 
@@ -441,20 +476,22 @@ def ddp_single(target_dir: Path, ddp_packed: Packed, tmp_path_factory: pytest.Te
 
 @pytest.fixture(scope="session")
 def ddp_two(target_dir: Path, ddp_packed: Packed, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """train_ddp.py of the target in two processes of BATCH pictures, once per test run."""
+    """train_ddp.py of the target in two processes of BATCH pictures, in float64, once per test run."""
     data = data_of(ddp_packed)
-    return _once(tmp_path_factory, f"ddp-two-{target_dir.name}", lambda work: run_ddp(target_dir, data, work, 2))
+    return _once(tmp_path_factory, f"ddp-two-{target_dir.name}",
+                 lambda work: run_ddp(target_dir, data, work, 2, float64=True))
 
 
 def _one(folder: Path, packed: Packed, tmp_path_factory: pytest.TempPathFactory) -> Run:
     data = data_of(packed)
     return _once(tmp_path_factory, f"ddp-one-{folder.name}",
-                 lambda work: run_ddp(folder, data, work, 1, batch=2 * BATCH))
+                 lambda work: run_ddp(folder, data, work, 1, batch=2 * BATCH, float64=True))
 
 
 @pytest.fixture(scope="session")
 def ddp_one(target_dir: Path, ddp_packed: Packed, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """train_ddp.py of the target in one process of 2 x BATCH pictures: the same global batch as `ddp_two`."""
+    """train_ddp.py of the target in one process of 2 x BATCH pictures, in float64: the same global batch as
+    `ddp_two`."""
     return _one(target_dir, ddp_packed, tmp_path_factory)
 
 

@@ -14,6 +14,9 @@ COURSE_REPORT_DETAIL   more, for the checks that need it (comma-separated): `loa
                        PyTorch DataLoader pass handed out (which samples a rank trained on); `reads=GLOB` writes the
                        name of every file matching GLOB that the process, or a DataLoader worker forked from it,
                        opens, at once, to DIR/read-<host>-<rank>-<pid>.txt (forked workers never reach atexit).
+COURSE_FLOAT64=1       compute in float64: torch's default dtype, and `Tensor.float()` casts to float64. Only for
+                       local checks that compare two trainings that must be the same (DDP against one process):
+                       in float64 the order of float sums cannot hide a mistake, and the student's file stays as is.
 
 Then the next sitecustomize on the path (the system's own, if any) is loaded, as if this one were not here.
 Everything here is careful never to break the program it watches: a failure of the watcher is silent.
@@ -36,6 +39,7 @@ _REPORT_DIR = os.path.abspath(os.environ["COURSE_REPORT_DIR"]) if os.environ.get
 _OFFLINE = os.environ.get("COURSE_OFFLINE", "") == "1"
 _DETAIL = [item.strip() for item in os.environ.get("COURSE_REPORT_DETAIL", "").split(",") if item.strip()]
 _READS = next((item.split("=", 1)[1] for item in _DETAIL if item.startswith("reads=")), "")
+_FLOAT64 = os.environ.get("COURSE_FLOAT64", "") == "1"
 _RANK = os.environ.get("SLURM_PROCID") or os.environ.get("RANK") or "0"
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -56,6 +60,7 @@ _report: dict = {
     "dist": None,
     "fits": [],
     "written": [],  # files the process opened for writing (outside /dev, /proc and the report folder)
+    "float64": False,  # with COURSE_FLOAT64=1, once torch computes in float64
     "loader_passes": [],  # with COURSE_REPORT_DETAIL=loaders: the sample indices of each DataLoader pass
 }
 
@@ -195,6 +200,14 @@ def _after_torch(torch) -> None:
 
     recorded_save.__wrapped__ = save
     torch.save = recorded_save
+
+
+def _after_torch_in_float64(torch) -> None:
+    torch.set_default_dtype(torch.float64)
+    torch.Tensor.float = torch.Tensor.double
+    _report["float64"] = True  # the check that compares runs knows the switch took
+    if _REPORT_DIR:
+        _after_torch(torch)
 
 
 def _after_torch_distributed(dist) -> None:
@@ -375,6 +388,8 @@ if _REPORT_DIR:
                    "fastai.learner": _after_fastai_learner})
     if "loaders" in _DETAIL:
         _hooks["torch.utils.data.dataloader"] = _after_dataloader
+if _FLOAT64:
+    _hooks["torch"] = _after_torch_in_float64
 if _hooks:
     sys.meta_path.insert(0, _AfterImport(_hooks))
 if _REPORT_DIR:
