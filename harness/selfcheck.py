@@ -20,8 +20,8 @@ import pytest
 from _pytest._code.code import ReprFileLocation
 
 from harness.exercises import all_exercises, exercise_of_test
+from harness.failures import TODO_RAISED
 
-TODO_RAISED = re.compile(r"NotImplementedError: (TODO\b.*)")
 TODO_ANYWHERE = re.compile(r"\b(TODO\b.*)")
 # A check that builds on an earlier exercise says so first (e.g. "first finish exercise 4: ...")
 NEEDS_EARLIER = re.compile(r"^(?:Failed: )?(first finish exercise \d\b.*)$", re.MULTILINE)
@@ -34,8 +34,9 @@ def exercise_mode(config: pytest.Config) -> bool:
 def checks_the_target(item: pytest.Item) -> bool:
     """Does the test count for an exercise's self-check? Its module is listed by an exercise, and it runs on a
     student's laptop: not on the course team's Slurm cluster (the instructor's `--cluster` run covers that), not
-    only as root (each such check has a twin for normal users), and not a check of the untouched starting point."""
-    if any(item.get_closest_marker(name) is not None for name in ("slurm", "root", "starting_point")):
+    only as root (each such check has a twin for normal users), not a check of the untouched starting point, and
+    not a proof that a check bites on a broken copy of the solutions (it says nothing about the student's files)."""
+    if any(item.get_closest_marker(name) is not None for name in ("slurm", "root", "starting_point", "broken_copy")):
         return False
     return exercise_of_test(item.nodeid) is not None
 

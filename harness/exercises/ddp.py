@@ -30,6 +30,7 @@ import pytest
 from harness import minipets
 from harness.exercises import ROOT, ClusterJob, Exercise
 from harness.exercises.cats import site_caches
+from harness.failures import TODO_RAISED, why_failed
 from harness.offline import Ran, mode, offline_command, offline_env
 from harness.once import once_per_run
 from harness.report import Report, read_reports
@@ -50,7 +51,6 @@ TOLERANCE = 1e7 * 2.0 ** -53
 RUN_TIMEOUT_S = 300
 SOLUTIONS = ROOT / "solutions"
 LOG, MODEL = "train_log.csv", "model.pt"  # what rank 0 writes into its working folder
-TODO = re.compile(r"NotImplementedError: (TODO\b.*)")
 EARLIER = {"pack.py": "exercise 4 (pack.py)", "datasets.py": "exercise 4 (datasets.py)"}  # files it builds on
 
 
@@ -78,16 +78,14 @@ def pack(script_dir: Path, images: Path, out: Path, cwd: Path) -> Packed:
 
 
 def failure(ran: Ran, program: str) -> str:
-    """One line on why a run failed: the TODO it raised (naming exercise 4 when the TODO is in its pack.py or
-    datasets.py, which this exercise builds on), else the last line of its error output."""
-    found = TODO.search(ran.stderr)
+    """One line on why a run failed (harness.failures.why_failed), naming exercise 4 first when the TODO it raised
+    is in its pack.py or datasets.py, which this exercise builds on."""
+    found = TODO_RAISED.search(ran.stderr)
     if found:
         raised_in = re.findall(r'File "[^"]*?([\w.]+\.py)", line \d+', ran.stderr[:found.start()])
         if raised_in and raised_in[-1] in EARLIER:
             return f"first finish {EARLIER[raised_in[-1]]}: {found.group(1)}"
-        return found.group(1)
-    last = (ran.stderr.strip() or ran.stdout.strip() or "no output").splitlines()[-1]
-    return f"{program} failed (exit code {ran.returncode}): {last}"
+    return why_failed(program, ran.returncode, ran.stderr, ran.stdout)
 
 
 # --- running the programs ----------------------------------------------------------------------------------------

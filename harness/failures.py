@@ -1,0 +1,37 @@
+"""One line on why a course program failed, in the words a student can act on.
+
+A student's check should never end in a wall of traceback or a library's own words. What helps is: the TODO their
+file still raises, or else the line of their own file that raised and the exception's one line
+(`matrix.py:12: RuntimeError: mat1 and mat2 shapes cannot be multiplied`), or else the last thing the program said.
+"""
+from __future__ import annotations
+
+import re
+
+TODO_RAISED = re.compile(r"NotImplementedError: (TODO\b.*)")
+FRAME = re.compile(r'^\s*File "([^"]+)", line (\d+)', re.MULTILINE)
+EXCEPTION_LINE = re.compile(r"^(?:[\w.]+(?:Error|Exception|Interrupt|Exit)|[\w.]+Warning)\b.*$", re.MULTILINE)
+LIBRARY = ("site-packages", "dist-packages", "/lib/python", "<frozen", "<string>")
+
+
+def raised_in_course_file(stderr: str) -> tuple[str, int] | None:
+    """The innermost frame of the last traceback that is in a course file (not Python's or a library's)."""
+    frames = [(path, int(line)) for path, line in FRAME.findall(stderr) if not any(x in path for x in LIBRARY)]
+    if not frames:
+        return None
+    path, line = frames[-1]
+    return path.rsplit("/", 1)[-1], line
+
+
+def why_failed(program: str, returncode: int, stderr: str, stdout: str = "") -> str:
+    """The TODO raised, else `FILE:LINE: the exception's line` of the course file that raised, else the last line
+    of the output, each prefixed with what failed."""
+    todo = TODO_RAISED.search(stderr)
+    if todo:
+        return todo.group(1).strip()
+    exceptions = EXCEPTION_LINE.findall(stderr)
+    where = raised_in_course_file(stderr)
+    if exceptions and where:
+        return f"{program} failed at {where[0]}:{where[1]}: {exceptions[-1].strip()}"
+    last = (stderr.strip() or stdout.strip() or "no output").splitlines()[-1].strip()
+    return f"{program} failed (exit code {returncode}): {last}"
