@@ -288,6 +288,74 @@ def start_tunnel(script: Path, server: SshServer, remote_port: int, local_port: 
         yield run
 
 
+# A local forward that cannot bind its port: what OpenSSH prints (an error, or fatal with ExitOnForwardFailure)
+FORWARD_FAILED = "Could not request local forwarding"
+
+
+@contextlib.contextmanager
+def port_taken(port: int) -> Iterator[list[str]]:
+    """Hold `port` on every loopback address where `ssh -L PORT:...` may listen, as another program on the laptop
+    would: 127.0.0.1 and, where this machine has IPv6, ::1 (ssh binds "localhost", which is both; holding only
+    127.0.0.1 lets it fall back to ::1 and succeed). Yields the addresses held."""
+    held: list[socket.socket] = []
+    try:
+        for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind((address, port))
+                sock.listen(1)
+            except OSError:  # no IPv6 here: then ssh cannot listen there either
+                sock.close()
+                continue
+            held.append(sock)
+        if not held:
+            raise ProcessFailed(f"could not take port {port} on 127.0.0.1 or ::1 for the test")
+        yield [sock.getsockname()[0] for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
+
+
+@dataclass
+class Outcome:
+    """How a program that should give up on its own ended: its exit code (None: still running when stopped)."""
+    returncode: int | None
+    output: str
+    waited_s: float
+
+
+def run_until_it_gives_up(name: str, cmd: Sequence[str], log: Path, said: str, env: dict[str, str],
+                          timeout: float = 30, grace: float = 10) -> Outcome:
+    """Run `cmd` until it exits, or until it has printed `said` and then not exited within `grace` seconds (it
+    hangs on: the outcome's returncode is None). `timeout` bounds the wait for either; its whole group is stopped.
+    A program that gives up exits milliseconds after its message, so `grace` is no race with a busy machine."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True)
+    run = Running(name, proc, log)
+    started = time.monotonic()
+    try:
+        deadline = started + timeout
+        while proc.poll() is None and said not in run.output(10_000) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
+        run.group_pids |= family(proc.pid)
+        return Outcome(proc.poll(), run.output(), time.monotonic() - started)
+    finally:
+        _stop_group(run)
+
+
+def tunnel_on_a_taken_port(script: Path, server: SshServer, remote_port: int, log: Path) -> Outcome:
+    """tunnel.sh with its LOCAL_PORT held on every loopback address: it should stop with ssh's error."""
+    local_port = free_port()
+    with port_taken(local_port):
+        return run_until_it_gives_up(f"{script.name} (port {local_port} taken)", tunnel_command(script, server),
+                                     log, FORWARD_FAILED, tunnel_env(local_port, remote_port))
+
+
 # --- what listens where -------------------------------------------------------------------------------
 
 def listening_addresses(port: int) -> set[str]:

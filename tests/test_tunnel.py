@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import tunnel as parts
-from harness.exercises.tunnel import require_ssh_parts
+from harness.exercises.tunnel import require_ssh_parts, taken_port_problems
 from harness.requires import require
 
 SCRIPTS = {"tensorboard.sh": [], "tunnel.sh": ["student@127.0.0.1"]}  # each with the arguments a student gives
@@ -68,6 +68,32 @@ def test_tunnel_fails_with_one_clear_error_when_sshd_is_down(target_dir: Path, t
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode != 0, "tunnel.sh reported success with no sshd to talk to"
     assert len(errors) == 1 and "Connection refused" in errors[0], result.stderr
+
+
+def test_tunnel_stops_with_an_error_when_its_local_port_is_taken(target_dir: Path, sshd: parts.SshServer,
+                                                                 tensorboard_server: parts.Running,
+                                                                 tmp_path: Path) -> None:
+    """The lesson asks tunnel.sh for `-o ExitOnForwardFailure=yes`: with the laptop's port taken (on 127.0.0.1 and
+    ::1, every address ssh may use), ssh must stop with its error rather than hang on as a tunnel to nowhere."""
+    outcome = parts.tunnel_on_a_taken_port(target_dir / "tunnel.sh", sshd, tensorboard_server.port,
+                                           tmp_path / "tunnel.log")
+    problems = taken_port_problems(outcome)
+    assert not problems, problems[0]
+    print(f"tunnel.sh stopped with exit code {outcome.returncode} after {outcome.waited_s:.1f} s")
+
+
+@pytest.mark.broken_copy
+def test_taken_port_check_catches_a_tunnel_without_exit_on_forward_failure(
+        course_root: Path, sshd: parts.SshServer, tensorboard_server: parts.Running, tmp_path: Path) -> None:
+    source = (course_root / "solutions" / "tunnel.sh").read_text()
+    option = "-o ExitOnForwardFailure=yes "
+    assert option in source, f"solutions/tunnel.sh no longer contains {option!r}: update this broken copy"
+    (tmp_path / "tunnel.sh").write_text(source.replace(option, ""))
+    outcome = parts.tunnel_on_a_taken_port(tmp_path / "tunnel.sh", sshd, tensorboard_server.port,
+                                           tmp_path / "tunnel.log")
+    problems = taken_port_problems(outcome)
+    assert problems and "ExitOnForwardFailure" in problems[0], f"the check found {problems}:\n{outcome.output}"
+    print(problems[0])
 
 
 def test_every_started_process_is_gone_afterwards_even_when_a_test_fails(

@@ -69,6 +69,24 @@ def tunnel(target_dir: Path, sshd: parts.SshServer, tensorboard_server: parts.Ru
         yield run
 
 
+def taken_port_problems(outcome: parts.Outcome) -> list[str]:
+    """The lesson's rule for tunnel.sh: when its local port is taken on the laptop, ssh stops with an error
+    (`-o ExitOnForwardFailure=yes`) instead of hanging on as a tunnel that carries nothing."""
+    said = parts.FORWARD_FAILED in outcome.output
+    last = next((line for line in reversed(outcome.output.splitlines()) if line.strip()), "no output")
+    if outcome.returncode is None and said:
+        return ["tunnel.sh kept running although its local port was taken, so the tunnel carries nothing and "
+                "nobody is told: make ssh stop with an error then (-o ExitOnForwardFailure=yes)"]
+    if outcome.returncode is None:
+        return [f"tunnel.sh neither stopped nor reported the taken local port within {outcome.waited_s:.0f} s: {last}"]
+    if outcome.returncode == 0:
+        return ["tunnel.sh ended with exit code 0 although its local port was taken: it must fail (ssh -N -o "
+                "ExitOnForwardFailure=yes -L ...)"]
+    if not said:
+        return [f"tunnel.sh failed (exit code {outcome.returncode}) before it tried the local port: {last}"]
+    return []
+
+
 EXERCISE = Exercise(
     key="tunnel", number=3, title="TensorBoard through an SSH tunnel", day=1, lesson="book/tensorboard.md",
     programs=("tensorboard.sh", "tunnel.sh", "ssh_config.example"), tests=("tests/test_tunnel.py",),
