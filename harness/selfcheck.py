@@ -20,7 +20,7 @@ import pytest
 from _pytest._code.code import ReprFileLocation
 
 from harness.exercises import all_exercises, exercise_of_test
-from harness.failures import TODO_RAISED
+from harness.failures import EXCEPTION_LINE, TODO_RAISED, raised_in_course_file
 
 TODO_ANYWHERE = re.compile(r"\b(TODO\b.*)")
 # A check that builds on an earlier exercise says so first (e.g. "first finish exercise 4: ...")
@@ -41,8 +41,14 @@ def checks_the_target(item: pytest.Item) -> bool:
     return exercise_of_test(item.nodeid) is not None
 
 
-def what_is_missing(text: str, crash_message: str) -> str:
-    """One line for the student: the TODO their exercise raised, else the assertion's first line."""
+# A first line that is Python's or a library's words, not the course's: a bare `assert`, a repr, torch.testing
+RAW = re.compile(r"^(assert\b|[\[{(<'\"]|b'|Tensor-likes|CompletedProcess\(|\w+\(.*=.*\)$)")
+
+
+def what_is_missing(text: str, crash_message: str, check: str = "") -> str:
+    """One line for the student: the TODO their exercise raised, else the check's own message; where that is raw
+    Python (a bare assert, a repr), the line of a course file that raised and its exception, else the check's name
+    in words. Never a traceback or a library's message."""
     for pattern in (NEEDS_EARLIER, TODO_RAISED):
         match = pattern.search(text)
         if match:
@@ -52,7 +58,14 @@ def what_is_missing(text: str, crash_message: str) -> str:
         return match.group(1).strip().rstrip("\"')").strip()
     first = next((line.strip() for line in crash_message.splitlines() if line.strip()), "")
     first = re.sub(r"^(AssertionError|Failed):\s*", "", first)
-    return first or "the check failed (run with --tb=long to see why)"
+    if first and not RAW.match(first):
+        return first
+    where, exceptions = raised_in_course_file(text), EXCEPTION_LINE.findall(text)
+    if where and exceptions:
+        return f"{where[0]}:{where[1]} raised {exceptions[-1].strip()}"
+    words = check.split("[", 1)[0].removeprefix("test_").replace("_", " ")
+    return f"the check '{words}' failed (run with --tb=long to see why)" if words else \
+        "the check failed (run with --tb=long to see why)"
 
 
 class OneLineFailure:
@@ -122,7 +135,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
     if report.failed:
         text = "\n".join([report.longreprtext] + [content for _, content in report.sections])
         crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", "") or report.longreprtext
-        report.user_properties.append(("missing", what_is_missing(text, crash)))
+        report.user_properties.append(("missing", what_is_missing(text, crash, item.name)))
 
 
 class Tally:

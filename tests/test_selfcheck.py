@@ -168,3 +168,20 @@ def test_the_real_matrix_checks_report_not_done_for_the_untouched_exercise() -> 
 def test_what_is_missing_is_one_whole_line(text: str, line: str) -> None:
     from harness.selfcheck import what_is_missing
     assert what_is_missing(text, "AssertionError: something") == line
+
+
+@pytest.mark.parametrize(("crash", "text", "line"), [
+    # a bare assert of a check without a message: the check's name in words, not Python's comparison
+    ("AssertionError: assert 0.0 > 0", "", "the check 'gpu version prints its speed' failed (run with --tb=long to "
+     "see why)"),
+    # a library's words (torch.testing) where the student's file raised: that file's line and its exception
+    ("Tensor-likes are not close!", 'Traceback (most recent call last):\n  File "/c/exercises/matrix.py", line 12, '
+     'in <module>\n    product = first @ second[:2]\nRuntimeError: mat1 and mat2 shapes cannot be multiplied\n',
+     "matrix.py:12 raised RuntimeError: mat1 and mat2 shapes cannot be multiplied"),
+    # a check's own message stays as it is
+    ("AssertionError: matrix.py printed the element-wise product (first * second)\nassert not [...]", "",
+     "matrix.py printed the element-wise product (first * second)"),
+])
+def test_raw_python_never_reaches_the_student(crash: str, text: str, line: str) -> None:
+    from harness.selfcheck import what_is_missing
+    assert what_is_missing(text, crash, "test_gpu_version_prints_its_speed[cpu]") == line
