@@ -42,6 +42,7 @@ class Fit:
     gpu_name: str | None = None
     train_images: int = 0
     train_seconds: float = 0.0
+    labels: list = field(default_factory=list)  # [file name, label] of the first training items
 
     @property
     def best(self) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.exercises.cats import Caches, SMALL_RUN, run_cats
+from harness.exercises.cats import Caches, SMALL_RUN, copy_of, label_problems, run_cats
 from harness.failures import why_failed
 from harness.offline import Ran
 
@@ -80,6 +80,30 @@ def test_filled_caches_train_offline_to_the_bar(cat_run: Ran) -> None:
     assert fit.images_per_second and fit.images_per_second > 0 and fit.seconds_per_epoch > 0, \
         f"the training's figures are missing: {fit.images_per_second} images/s, {fit.seconds_per_epoch} s/epoch"
     assert not any(r.network for r in cat_run.reports), "the training tried to reach the internet"
+
+
+def test_training_labels_cats_true_and_dogs_false(cat_run: Ran) -> None:
+    fits = [r.fit for r in cat_run.reports if r.program == "cats.py" and r.fit]
+    assert fits, "cats.py trained nothing (no fastai fit in its report)"
+    problems = label_problems(fits[-1])
+    assert not problems, problems[0]
+
+
+@pytest.mark.broken_copy
+def test_label_check_catches_an_inverted_is_cat(course_root: Path, minipets_originals: Caches,
+                                                tmp_path: Path) -> None:
+    """An inverted is_cat() reaches the accuracy bar just as well (it is the same task): the labels tell."""
+    source = (course_root / "solutions" / "cats.py").read_text()
+    line = "return name[0].isupper()"
+    assert line in source, f"solutions/cats.py no longer contains {line!r}: update this broken copy"
+    (tmp_path / "cats.py").write_text(source.replace(line, "return name[0].islower()"))
+    caches = copy_of(minipets_originals, tmp_path / "caches")
+    run = run_cats(tmp_path / "cats.py", caches, tmp_path / "work", knobs={"EPOCHS": "1", "SIZE": "32"})
+    fits = [r.fit for r in run.reports if r.program == "cats.py" and r.fit]
+    assert fits, "the broken copy trained nothing: " + why_failed("cats.py", run.returncode, run.stderr, run.stdout)
+    problems = label_problems(fits[-1])
+    assert problems and "is_cat() must return True" in problems[0], f"the check found {problems}"
+    print(problems[0])
 
 
 def test_training_saves_the_best_model_in_the_working_folder(cat_run: Ran) -> None:

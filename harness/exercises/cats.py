@@ -62,6 +62,21 @@ def run_cats(script: Path, caches: Caches, workdir: Path, *args: str, knobs: dic
                        timeout=timeout)
 
 
+def label_problems(fit) -> list[str]:
+    """The labels the training saw are the lesson's: True for a cat (Pets names cat breeds with a capital first
+    letter: `Abyssinian_1.jpg`), False for a dog (`beagle_1.jpg`). An inverted is_cat() learns just as well, so
+    only the labels themselves tell."""
+    if not fit.labels:
+        return ["the training's labels could not be read (is `dls` made with ImageDataLoaders.from_name_func?)"]
+    wrong = [(name, label) for name, label in fit.labels if label != str(name[:1].isupper())]
+    if wrong:
+        name, label = wrong[0]
+        animal = "a cat" if name[:1].isupper() else "a dog"
+        return [f"cats.py labelled {name} ({animal}) {label}: is_cat() must return True for cat pictures, whose "
+                f"file names start with a capital letter ({len(wrong)} of {len(fit.labels)} labels checked are wrong)"]
+    return []
+
+
 # --- fixtures ----------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
@@ -75,7 +90,7 @@ def minipets_originals(tmp_path_factory: pytest.TempPathFactory) -> Caches:
     return caches
 
 
-def _copy_of(originals: Caches, root: Path) -> Caches:
+def copy_of(originals: Caches, root: Path) -> Caches:
     name = minipets.checkpoint_name("resnet34")
     return Caches(root / "fastai", root / "torch").seed(images_from=originals.images,
                                                         checkpoint_from=originals.checkpoints / name)
@@ -89,7 +104,7 @@ def _empty(root: Path) -> Caches:
 
 
 def _without_weights(originals: Caches, root: Path) -> Caches:
-    caches = _copy_of(originals, root)
+    caches = copy_of(originals, root)
     (caches.checkpoints / minipets.checkpoint_name("resnet34")).unlink()
     return caches
 
@@ -97,10 +112,10 @@ def _without_weights(originals: Caches, root: Path) -> Caches:
 # The runs of the lesson's story, each (its caches, its arguments): all started at once, since three of them are
 # mostly fastai's import and end at a download; on two cores that halves the wait for a student's verdict.
 STORY = {
-    "train": (_copy_of, ()),  # filled caches, no network: trains
+    "train": (copy_of, ()),  # filled caches, no network: trains
     "empty": (lambda originals, root: _empty(root), ()),  # nothing cached: fails at the data set's download
     "no_weights": (_without_weights, ()),  # only the data set: fails at the weights' download
-    "prefetch": (_copy_of, ("--prefetch",)),  # the login node's step with filled caches: stops before training
+    "prefetch": (copy_of, ("--prefetch",)),  # the login node's step with filled caches: stops before training
 }
 
 
@@ -167,6 +182,7 @@ def check_cats_job(result) -> tuple[dict, list[str]]:
         problems.append("the training reported no error rate: the learner needs metrics=[accuracy, error_rate]")
     elif best["error_rate"] > bar:
         problems.append(f"error rate {best['error_rate']:.4f} is above the bar {bar} of {result.site.path.name}")
+    problems += label_problems(fit)
     if result.site.gpus_real and not fit.device.startswith("cuda"):
         problems.append(f"trained on `{fit.device}`, but {result.site.name} has GPUs: torch saw no CUDA device")
     if not (result.workdir / "models" / "model.pth").is_file():

@@ -243,7 +243,18 @@ def _after_fastai_learner(learner_module) -> None:
             if device is not None and getattr(device, "type", "") == "cuda":
                 import torch
                 self.figures["gpu_name"] = torch.cuda.get_device_name(device)
+            self.figures["labels"] = self.some_labels()
             _report["fits"].append(self.figures)
+
+        def some_labels(self, count=40):
+            """[file name, label] of the first training items: what the student's label function made of them."""
+            try:
+                data = self.dls.train_ds
+                vocab = list(self.dls.vocab)
+                return [[os.path.basename(str(data.items[i])), str(vocab[int(data.tls[1][i])])]
+                        for i in range(min(count, len(data.items)))]
+            except Exception:  # noqa: BLE001 (another kind of data set: no labels to show)
+                return []
 
         def before_epoch(self):
             self.epoch_started = time.perf_counter()
