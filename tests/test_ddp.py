@@ -69,7 +69,7 @@ def test_single_process_training_learns_and_keeps_log_and_model(ddp_single: ddp.
 
 def test_every_rank_joins_one_group_of_two_with_gloo(ddp_two: ddp.Run) -> None:
     succeeded(ddp_two)
-    problems = ddp.world_problems(ddp_two.workers, world=2, backend="gloo")
+    problems = ddp.world_problems(ddp_two.workers, world=2, backend="gloo") + ddp.lifecycle_problems(ddp_two.workers)
     assert not problems, problems[0]
     assert {r.rank.get("world_size") for r in ddp_two.workers} == {"2"}  # what torchrun told them
     assert not ddp_two.leftover, "processes of the run outlived torchrun"
@@ -128,6 +128,10 @@ BROKEN = {
                                     'open("train_log.csv", "w", buffering=1)')], "writers", "opened train_log.csv"),
     "the logged loss is rank 0's own": ([("            dist.all_reduce(loss)", "            loss *= world")],
                                         "loss", "not averaged"),
+    "no timeout for the process group": ([(", timeout=datetime.timedelta(minutes=5)", "")], "lifecycle",
+                                         "without a timeout"),
+    "the process group is never left": ([("    dist.destroy_process_group()", "    pass")], "lifecycle",
+                                        "never left the process group"),
     "the gradients are not averaged (no DDP)": (
         [("torch.nn.parallel.DistributedDataParallel(make_model().to(device))", "make_model().to(device)"),
          ("model.module.state_dict()", "model.state_dict()")], "loss", "not averaged"),
@@ -146,6 +150,8 @@ def test_checks_catch_a_broken_copy(mistake: str, ddp_reference: ddp.Packed, ddp
         problems = ddp.shard_problems(run.shards(), ddp_reference.count, world=2, batch=ddp.BATCH)
     elif check == "writers":
         problems = ddp.writer_problems(run.workers, run.written(), run.workdir)
+    elif check == "lifecycle":
+        problems = ddp.lifecycle_problems(run.workers)
     else:
         rows, reference = run.log(), ddp_reference_one.log()[:len(run.log())]
         problems = ddp.loss_problems(rows, reference)

@@ -232,6 +232,22 @@ def world_problems(workers: list[Report], world: int, backend: str) -> list[str]
     return problems
 
 
+def lifecycle_problems(workers: list[Report]) -> list[str]:
+    """Every rank joined with a timeout (a rank that dies then ends the others, instead of leaving them waiting in
+    the next all-reduce until the job's time limit) and left the process group at the end."""
+    joined = [r for r in workers if r.dist]
+    untimed = sorted(r.dist["rank"] for r in joined if not r.dist.get("timeout_s"))
+    if untimed:
+        return [f"train_ddp.py: rank(s) {', '.join(map(str, untimed))} joined the process group without a timeout: "
+                "pass init_process_group(..., timeout=datetime.timedelta(minutes=5)), so that a rank that dies ends "
+                "the others instead of leaving them waiting until the time limit"]
+    stayed = sorted(r.dist["rank"] for r in joined if not r.dist.get("destroyed") and not r.exception)
+    if stayed:
+        return [f"train_ddp.py: rank(s) {', '.join(map(str, stayed))} never left the process group: call "
+                "dist.destroy_process_group() at the end"]
+    return []
+
+
 def shard_problems(shards: dict[int, list[list[int]]], count: int, world: int, batch: int) -> list[str]:
     """In every epoch the ranks trained on disjoint shares that together cover the data set (but for fewer than one
     global batch, the rest that drop_last leaves out); and each epoch in another order."""
@@ -398,7 +414,7 @@ def check_ddp_job(result) -> tuple[dict, list[str]]:
         node, n = next(iter(short.items()))
         problems.append(f"node {node} ran {n} training process(es), not one per GPU ({per_node}): "
                         "--nproc_per_node=\"$SLURM_GPUS_ON_NODE\"")
-    problems += writer_problems(workers, {}, result.workdir)
+    problems += lifecycle_problems(workers) + writer_problems(workers, {}, result.workdir)
     figures, fell = learning(read_log(result.workdir / LOG))
     figures = {"world_size": len(workers), "backend": result.settings["backend"], **figures}
     return figures, problems + fell

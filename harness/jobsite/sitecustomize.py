@@ -219,14 +219,29 @@ def _after_torch_distributed(dist) -> None:
         started = time.time()
         result = init(*args, **kwargs)
         try:
+            timeout = kwargs.get("timeout")
             _report["dist"] = {"backend": str(dist.get_backend()), "rank": dist.get_rank(),
-                               "world_size": dist.get_world_size(), "seconds": round(time.time() - started, 3)}
+                               "world_size": dist.get_world_size(), "seconds": round(time.time() - started, 3),
+                               "timeout_s": timeout.total_seconds() if hasattr(timeout, "total_seconds") else None,
+                               "destroyed": False}
         except Exception:  # noqa: BLE001
             pass
         return result
 
     recorded_init.__wrapped__ = init
     dist.init_process_group = recorded_init
+    destroy = getattr(dist, "destroy_process_group", None)
+    if destroy is None:
+        return
+
+    def recorded_destroy(*args, **kwargs):
+        result = destroy(*args, **kwargs)
+        if _report["dist"] is not None:
+            _report["dist"]["destroyed"] = True
+        return result
+
+    recorded_destroy.__wrapped__ = destroy
+    dist.destroy_process_group = recorded_destroy
 
 
 def _after_fastai_learner(learner_module) -> None:
