@@ -263,6 +263,15 @@ def start_tensorboard(script: Path, logdir: Path, port: int | None = None, log: 
         yield run
 
 
+def port_after_killing_the_script(run: Running, timeout: float = 60) -> bool:
+    """SIGTERM to the script's own PID (not its group), as `kill PID` on the login node does; once that process has
+    ended, is its port still open? With `exec`, that PID is TensorBoard itself and the port closes with it; without,
+    the shell dies and TensorBoard lives on as an orphan that keeps the port."""
+    os.kill(run.pid, signal.SIGTERM)
+    run.proc.wait(timeout=timeout)
+    return accepts(run.port)
+
+
 # --- the tunnel ---------------------------------------------------------------------------------------
 
 def tunnel_command(script: Path, server: SshServer) -> list[str]:

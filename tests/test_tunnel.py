@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import tunnel as parts
-from harness.exercises.tunnel import require_ssh_parts, taken_port_problems
+from harness.exercises.tunnel import exec_problems, require_ssh_parts, taken_port_problems
 from harness.requires import require
 
 SCRIPTS = {"tensorboard.sh": [], "tunnel.sh": ["student@127.0.0.1"]}  # each with the arguments a student gives
@@ -55,6 +55,30 @@ def test_tensorboard_listens_on_loopback_only(tensorboard_server: parts.Running)
         f"TensorBoard listens on {parts.listening_addresses(port)}: on a shared login node use --host 127.0.0.1"
     for address in parts.non_loopback_addresses():
         assert not parts.accepts(port, address), f"TensorBoard answers on {address}:{port}, open to other users"
+
+
+def tensorboard_keeps_its_port_after_a_kill(script: Path, logdir: Path, tmp_path: Path) -> bool:
+    with parts.start_tensorboard(script, logdir, log=tmp_path / "tensorboard.log") as board:
+        return parts.port_after_killing_the_script(board)
+
+
+def test_stopping_tensorboard_sh_stops_tensorboard(target_dir: Path, tensorboard_logdir: Path,
+                                                   tmp_path: Path) -> None:
+    problems = exec_problems(tensorboard_keeps_its_port_after_a_kill(target_dir / "tensorboard.sh",
+                                                                     tensorboard_logdir, tmp_path))
+    assert not problems, problems[0]
+
+
+@pytest.mark.broken_copy
+def test_exec_check_catches_a_tensorboard_sh_without_exec(course_root: Path, tensorboard_logdir: Path,
+                                                          tmp_path: Path) -> None:
+    source = (course_root / "solutions" / "tensorboard.sh").read_text()
+    assert "exec tensorboard" in source, "solutions/tensorboard.sh no longer says `exec tensorboard`: update this"
+    (tmp_path / "tensorboard.sh").write_text(source.replace("exec tensorboard", "tensorboard"))
+    problems = exec_problems(tensorboard_keeps_its_port_after_a_kill(tmp_path / "tensorboard.sh",
+                                                                     tensorboard_logdir, tmp_path))
+    assert problems and "exec" in problems[0], f"the check found {problems}"
+    print(problems[0])
 
 
 def test_tunnel_fails_with_one_clear_error_when_sshd_is_down(target_dir: Path, tmp_path: Path) -> None:

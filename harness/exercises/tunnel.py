@@ -87,6 +87,14 @@ def taken_port_problems(outcome: parts.Outcome) -> list[str]:
     return []
 
 
+def exec_problems(port_still_open: bool) -> list[str]:
+    """The lesson's rule for tensorboard.sh: `exec`, so that stopping the script (kill PID) stops TensorBoard."""
+    if port_still_open:
+        return ["tensorboard.sh: after its own process was stopped, TensorBoard still answered on its port: start it "
+                "with exec, so that the script becomes TensorBoard and stopping one stops the other"]
+    return []
+
+
 EXERCISE = Exercise(
     key="tunnel", number=3, title="TensorBoard through an SSH tunnel", day=1, lesson="book/tensorboard.md",
     programs=("tensorboard.sh", "tunnel.sh", "ssh_config.example"), tests=("tests/test_tunnel.py",),
