@@ -7,10 +7,10 @@ One rule for every page, so that a lesson's claimed time box can be checked inst
   plus every line of code it shows (code blocks, console output, `literalinclude`d files, code cells) at
   `CODE_LINES_PER_MINUTE` (10: a line of code is read, and often compared with the prose, in about 6 s).
 * **Exercises**: a first attempt at each `{exercise}` box. A concept check (`:class: check`: predict, sort,
-  compute, read an error) takes `CHECK_MINUTES`; an exercise that runs given commands and reads their output
-  `RUN_MINUTES`; one that writes code into an `exercises/` file it shows `WRITE_MINUTES` (read the file, write,
-  run, fix); each exercise that submits a batch job (`sbatch` in the box or its solution) adds `JOB_MINUTES`
-  (queue, run, read the output file). Whatever the boxes and their solutions show is part of the attempt, not of
+  compute, read an error) takes `CHECK_MINUTES`; an exercise `RUN_MINUTES` (read the task, type the commands, read
+  the output), plus `REGION_MINUTES` for every student region (`# --- your work ---`) of the `exercises/` files
+  its box shows (read the TODO, write a few lines, run, fix), plus `JOB_MINUTES` when it submits a batch job
+  (`sbatch` in the box or its solution: queue, run, read the output file). Whatever the boxes and their solutions show is part of the attempt, not of
   the reading.
 * **Core path only**: sections headed `## Going further ...` are optional depth; they count for neither reading
   nor exercises, and nor do their exercise boxes.
@@ -33,8 +33,9 @@ WORDS_PER_MINUTE = 180
 CODE_LINES_PER_MINUTE = 10
 CHECK_MINUTES = 3
 RUN_MINUTES = 6
-WRITE_MINUTES = 10
+REGION_MINUTES = 4
 JOB_MINUTES = 5
+REGION = "# --- your work ---"
 GOING_FURTHER = re.compile(r"^##\s+Going further\b", re.I)
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,}|:{3,})\s*(?P<info>.*?)\s*$")
@@ -57,10 +58,10 @@ class PageTime:
     code_lines: int = 0
     checks: int = 0
     exercises: int = 0
-    writes: int = 0
+    regions: int = 0
     jobs: int = 0
     optional_words: int = 0
-    labels: list[str] = field(default_factory=list)  # per exercise: its label, or "write" once it shows a file
+    labels: list[str] = field(default_factory=list)  # the labels of the core path's exercises
 
     @property
     def reading_minutes(self) -> int:
@@ -68,8 +69,8 @@ class PageTime:
 
     @property
     def exercise_minutes(self) -> int:
-        return (self.checks * CHECK_MINUTES + (self.exercises - self.writes) * RUN_MINUTES
-                + self.writes * WRITE_MINUTES + self.jobs * JOB_MINUTES)
+        return (self.checks * CHECK_MINUTES + self.exercises * RUN_MINUTES + self.regions * REGION_MINUTES
+                + self.jobs * JOB_MINUTES)
 
     @property
     def minutes(self) -> int:
@@ -106,6 +107,15 @@ def _included_lines(page: Path, target: str, options: dict[str, str]) -> int:
         last = (int(end) if end else total) if "-" in part else first
         shown += max(0, min(last, total) - first + 1)
     return shown
+
+
+def _included_regions(page: Path, target: str, options: dict[str, str]) -> int:
+    """How many student regions a literalinclude of an exercises/ file shows (the whole file: all of them)."""
+    path = (page.parent / target).resolve()
+    if not path.is_file():
+        return 0
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return text.count(REGION) if not options.get("lines") else 0
 
 
 def _count_words(line: str) -> int:
@@ -152,9 +162,7 @@ def estimate(page: Path) -> PageTime:
                 if not optional and not in_box:
                     result.code_lines += shown
                 if not optional and stack and stack[-1][1] == "exercise" and "exercises/" in directive["arg"]:
-                    if result.labels and result.labels[-1] != "write":
-                        result.writes += 1
-                        result.labels[-1] = "write"
+                    result.regions += _included_regions(page, directive["arg"], options)
                 end = next((k for k in range(j, len(lines)) if lines[k].strip() == match["fence"]), j - 1)
                 i = end + 1
                 continue
@@ -208,12 +216,13 @@ def course_days(root: Path = REPO) -> dict[int, list[str]]:
 
 def table(root: Path = REPO) -> str:
     """A Markdown table of every day's pages: words, code lines, checks and exercises, the estimate."""
-    rows = ["| day | page | words | code lines | checks | exercises | jobs | reading | exercises (min) | total |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| day | page | words | code lines | checks | exercises | regions | jobs | reading | exercises (min) | total |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for day, pages in sorted(course_days(root).items()):
         for name in pages:
             t = estimate(root / f"{name}.md")
-            rows.append(f"| {day} | {t.name} | {t.words} | {t.code_lines} | {t.checks} | {t.exercises} | {t.jobs} | "
+            rows.append(f"| {day} | {t.name} | {t.words} | {t.code_lines} | {t.checks} | {t.exercises} | {t.regions} | "
+                        f"{t.jobs} | "
                         f"{t.reading_minutes} | {t.exercise_minutes} | {t.minutes} |")
     return "\n".join(rows)
 
