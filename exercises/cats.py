@@ -16,17 +16,13 @@ def is_cat(name):
     raise NotImplementedError("TODO: is_cat(name): True for a picture of a cat. Look at a few file names in `path`: "
                               "what tells a cat breed from a dog breed?")
 # --- end of your work ---
-# --- your work ---
-# TODO: dls, fastai's data loaders over the pictures in `path`: labelled by is_cat from the file name, 20 % kept
-# back for validation (seed 42, so every run holds back the same pictures), each picture resized to SIZE pixels.
-raise NotImplementedError("TODO: build the data loaders `dls` (ImageDataLoaders, labelled by file name)")
-# --- end of your work ---
+# Labelled by is_cat from the file name, 20 % held back for validation (seed 42: the same pictures every run), each
+# picture resized to SIZE pixels: https://docs.fast.ai/vision.data.html#imagedataloaders.from_name_func
+dls = ImageDataLoaders.from_name_func(path, get_image_files(path), valid_pct=0.2, seed=42,
+                                      label_func=is_cat, item_tfms=Resize(SIZE))
 print("On the login node, this will download resnet34")
-# --- your work ---
-# TODO: learn, a vision learner on dls: a resnet34 pretrained on ImageNet, reporting accuracy and error_rate,
-# keeping its models/ folder in the current folder.
-raise NotImplementedError("TODO: build the learner `learn` (vision_learner with resnet34)")
-# --- end of your work ---
+# resnet34 pretrained on ImageNet (downloads its weights); path=".": models/ goes into this folder, not the cache.
+learn = vision_learner(dls, resnet34, metrics=[accuracy, error_rate], path=".")  # docs.fast.ai/vision.learner.html
 # --- your work ---
 # TODO: `python cats.py --prefetch` on the login node must stop here. Which downloads have happened by now,
 # and why must the training not start?

@@ -8,11 +8,18 @@ from train import BATCH, DATA, EPOCHS, LR, SIZE, WORKERS, make_model  # BATCH: p
 
 def main():
     data = HDF5Dataset(DATA, size=SIZE)
+    local_rank = int(os.environ["LOCAL_RANK"])  # torchrun sets RANK, LOCAL_RANK and WORLD_SIZE for each process
+    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")  # a GPU of its own
     # --- your work ---
-    # TODO: torchrun tells each process its LOCAL_RANK, the GPU it owns (or the CPU, where there is none). Join the
-    # others with the backend for that device and a timeout (a lost process must end the run, not hang it); then
-    # `rank`, `world`, a `sampler` giving this process its own share of `data`, and `model`, wrapped for DDP.
-    raise NotImplementedError("TODO: join the process group; device, rank, world, sampler and the DDP model")
+    # TODO: join the other processes: dist.init_process_group(backend, timeout=...). Which backend for `device`
+    # (GPUs talk through NCCL, CPUs through gloo), and why a timeout (what if one process is lost)?
+    raise NotImplementedError("TODO: join the process group, with the backend for the device and a timeout")
+    # --- end of your work ---
+    rank, world = dist.get_rank(), dist.get_world_size()
+    # --- your work ---
+    # TODO: `sampler`, a torch.utils.data.DistributedSampler giving this process its own share of `data` (seed 0),
+    # and `model`: make_model() on `device`, wrapped in torch.nn.parallel.DistributedDataParallel.
+    raise NotImplementedError("TODO: this process's share of the data (sampler), and the model wrapped for DDP")
     # --- end of your work ---
     loader = torch.utils.data.DataLoader(data, BATCH, sampler=sampler, num_workers=WORKERS, drop_last=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)

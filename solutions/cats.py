@@ -15,14 +15,13 @@ print("Finished downloading dataset")
 def is_cat(name):
     return name[0].isupper()  # cat breeds are the Pets file names that start with a capital letter
 # --- end of your work ---
-# --- your work ---
+# Labelled by is_cat from the file name, 20 % held back for validation (seed 42: the same pictures every run), each
+# picture resized to SIZE pixels: https://docs.fast.ai/vision.data.html#imagedataloaders.from_name_func
 dls = ImageDataLoaders.from_name_func(path, get_image_files(path), valid_pct=0.2, seed=42,
                                       label_func=is_cat, item_tfms=Resize(SIZE))
-# --- end of your work ---
 print("On the login node, this will download resnet34")
-# --- your work ---
-learn = vision_learner(dls, resnet34, metrics=[accuracy, error_rate], path=".")  # path: models/ goes here
-# --- end of your work ---
+# resnet34 pretrained on ImageNet (downloads its weights); path=".": models/ goes into this folder, not the cache.
+learn = vision_learner(dls, resnet34, metrics=[accuracy, error_rate], path=".")  # docs.fast.ai/vision.learner.html
 # --- your work ---
 if "--prefetch" in sys.argv:  # both downloads are done; training belongs on a compute node
     print("Caches are filled; now submit the training job.")

@@ -8,11 +8,13 @@ from train import BATCH, DATA, EPOCHS, LR, SIZE, WORKERS, make_model  # BATCH: p
 
 def main():
     data = HDF5Dataset(DATA, size=SIZE)
-    # --- your work ---
     local_rank = int(os.environ["LOCAL_RANK"])  # torchrun sets RANK, LOCAL_RANK and WORLD_SIZE for each process
     device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")  # a GPU of its own
+    # --- your work ---
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(minutes=5))
+    # --- end of your work ---
     rank, world = dist.get_rank(), dist.get_world_size()
+    # --- your work ---
     sampler = torch.utils.data.DistributedSampler(data, num_replicas=world, rank=rank, seed=0)  # its share
     model = torch.nn.parallel.DistributedDataParallel(make_model().to(device))
     # --- end of your work ---

@@ -27,17 +27,22 @@ BUILD_TIMEOUT_S = 600
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 EXPECTED_LABELS = {
-    "ddp": ["sbatch ddp.sbatch", "srun: one task per node", "hosts the rendezvous on jrc0001i", "joins the rendezvous",
-            "jrc0001i:port", "rank 0", "rank 7", "(DistributedSampler)",
-            "all-reduce: the gradients averaged after every backward pass"],
+    "ddp-launch": ["sbatch ddp.sbatch", "srun: one task per node", "hosts the rendezvous on jrc0001i",
+                   "joins the rendezvous", "jrc0001i:port", "rank 0", "rank 7", "(DistributedSampler)"],
+    "ddp-algorithm": ["split into 4 shares (DistributedSampler)", "forward, loss, backward",
+                      "all-reduce: the gradients averaged over all processes", "the same update"],
     "batch-queue": ["Login node", "sbatch job.sbatch", "Slurm queue", "pending job (PD)", "job running (R)",
-                    "results files", "You"],
-    "login-vs-compute": ["Internet", "login node", "Compute nodes with GPUs: NO internet", "no internet",
-                         "Shared file system", "caches filled", "jobs read the caches"],
+                    "results files", "output.JOBID, error.JOBID", "You"],
+    "login-vs-compute": ["Internet", "login node", "with GPUs for visualisation", "Compute nodes with GPUs: NO internet",
+                         "no internet", "Shared file system", "caches filled", "jobs read the caches"],
     "ssh-tunnel": ["Browser", "http://localhost:9999", "localhost:9999", "Firewall", "only port 22 (ssh) open",
                    "TensorBoard", "127.0.0.1:9999", "ssh -L, encrypted"],
     "small-files": ["reading a folder of JPEGs", "reading pets.h5 or pets.arrow", "metadata servers",
                     "storage servers", "one open per picture:", "one open per file", "large sequential reads"],
+    "modules-tree": ["Stages/2024", "compiler: GCC/12.3.0", "MPI: OpenMPI/4.1.5", "PyTorch/2.1.2",
+                     "torchvision/0.16.2"],
+    "venv-on-modules": ["JSC's modules", "torch (PyTorch module)", "torchvision (its own module)", "fastai",
+                        "import fastai", "import torch", "--system-site-packages"],
 }
 
 
