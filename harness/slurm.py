@@ -91,7 +91,6 @@ class Job:
     """A submitted job and what the harness has seen of it."""
     name: str  # what it is for, e.g. "matrix"
     job_id: str
-    job_name: str = ""  # Slurm's name of the job, where known
     label: str = ""  # the run label in its comment: name plus run tag (`run_label`)
     submitted_at: float | None = None  # on wait()'s clock; None: when wait() first looks at it
     state: str = "SUBMITTED"
@@ -158,16 +157,15 @@ def ping(runner: Runner = subprocess.run) -> bool:
 QUEUE_FIELDS = {"id": "%i", "name": "%j", "state": "%T", "reason": "%r", "user": "%u", "comment": "%k"}
 
 
-def queue(runner: Runner = subprocess.run, *, user: str | None = "", name: str = "", ids: Iterable[str] = (),
-          states: str = "") -> list[dict[str, str]] | None:
+def queue(runner: Runner = subprocess.run, *, user: str | None = "", states: str = "") -> list[dict[str, str]] | None:
     """squeue as records {id, name, state, reason, user, comment}: this user's jobs (user="": the caller; None:
-    everyone's), optionally only those called `name`, or with these ids; `states="all"` adds those that ended
-    lately (within MinJobAge). None when the controller does not answer."""
+    everyone's); `states="all"` adds those that ended lately (within MinJobAge). None when the controller does not
+    answer."""
     argv = ["squeue", "--noheader", f"--format={'|'.join(QUEUE_FIELDS.values())}"]
     if user is not None:
         argv.append(f"--user={user or getpass.getuser()}")
-    argv += [f"--name={name}"] * bool(name) + [f"--jobs={','.join(ids)}"] * bool(ids) + \
-        [f"--states={states}"] * bool(states)
+    if states:
+        argv.append(f"--states={states}")
     if shutil.which("squeue") is None and runner is subprocess.run:
         return None
     done = _run(argv, runner)

@@ -340,7 +340,7 @@ def test_sacct_is_parsed_and_cancelled_by_user_is_cancelled():
 
 def test_a_reason_that_may_clear_is_given_up_only_when_it_stands_long():
     """ReqNodeNotAvail shows up while a reservation's nodes are busy, and during maintenance: patience, then a verdict."""
-    job = slurm.Job(name="job", job_id="9", job_name="job-t", state="PENDING",
+    job = slurm.Job(name="job", job_id="9", label="job-t", state="PENDING",
                     reason="ReqNodeNotAvail, May be reserved for other job")
     job.reason_since = 1000.0 - 60
     assert slurm._give_up(job, time_margin_s=60, pending_limit_s=7200, now=1000.0) == ""
