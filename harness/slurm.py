@@ -185,9 +185,9 @@ def scancel(ids: Iterable[str], runner: Runner = subprocess.run) -> None:
         _run(["scancel", *ids], runner)
 
 
-def requeue(job_id: str, hold: bool = False, runner: Runner = subprocess.run) -> subprocess.CompletedProcess:
-    """Put a job back into the queue (`scontrol requeue`), held there with hold=True (`requeuehold`)."""
-    return _run(["scontrol", "requeuehold" if hold else "requeue", job_id], runner)
+def requeue(job_id: str, runner: Runner = subprocess.run) -> subprocess.CompletedProcess:
+    """Put a job back into the queue (`scontrol requeue`), as an administrator or a failed node does."""
+    return _run(["scontrol", "requeue", job_id], runner)
 
 
 def hostnames(nodelist: str, runner: Runner = subprocess.run) -> list[str]:

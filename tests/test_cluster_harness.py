@@ -170,12 +170,6 @@ def test_job_pending_on_a_dependency_that_never_clears_is_cancelled(local_site, 
 
 
 @pytest.mark.slurm
-def test_held_job_is_cancelled_naming_the_reason(local_site, tag, tmp_path):
-    job, verdict, _ = run_one(local_site, tag, tmp_path, "echo never", options=["--hold"])
-    assert verdict.state == "CANCELLED" and "JobHeldUser" in job.given_up
-
-
-@pytest.mark.slurm
 def test_transient_error_after_the_job_arrived_makes_no_duplicate(local_site, tag, tmp_path):
     # A real sbatch that submits, then reports a socket timeout: the harness must find the job by its tag.
     fake = tmp_path / "bin"
@@ -492,10 +486,10 @@ def wait_for_state(job_id: str, state: str, timeout_s: float = 300) -> None:
     pytest.fail(f"job {job_id} never reached {state}: {slurm.show('job', job_id)}")
 
 
-def requeue(job_id: str, hold: bool = False) -> None:
-    """`scontrol requeue[hold]`: root, or the course user, whom Slurm lets requeue its own jobs."""
-    done = slurm.requeue(job_id, hold=hold)
-    assert done.returncode == 0, f"scontrol requeue{'hold' * hold} {job_id}: {done.stderr.strip()}"
+def requeue(job_id: str) -> None:
+    """`scontrol requeue`: root, or the course user, whom Slurm lets requeue its own jobs."""
+    done = slurm.requeue(job_id)
+    assert done.returncode == 0, f"scontrol requeue {job_id}: {done.stderr.strip()}"
 
 
 @pytest.mark.slurm
@@ -527,20 +521,6 @@ def test_requeued_job_is_followed_to_its_real_end(local_site, tag, tmp_path):
     assert verdict.passed and job.requeues == 1, (lines, verdict.report())
     assert re.search(r"R -> .*PD.* -> R -> COMPLETED 0:0", lines[-1]), lines
     assert (tmp_path / "job" / f"output.{job.job_id}").read_text().splitlines() == ["run ", "run 1"]
-
-
-@pytest.mark.slurm
-def test_job_held_after_a_requeue_is_given_up_with_the_release_command(local_site, tag, tmp_path):
-    job = slurm.submit(script(tmp_path, wait_for(tmp_path / "never")), name="job", tag=tag, chdir=tmp_path,
-                       results=tmp_path / "job", site=local_site, options=["--cpus-per-task=1", "--requeue"])
-    wait_for_state(job.job_id, "RUNNING")
-    requeue(job.job_id, hold=True)
-    lines: list[str] = []
-    slurm.wait([job], log=lines.append, pending_limit_s=300)
-    verdict = judge(job, tmp_path / "job")
-    assert verdict.state == "CANCELLED" and not verdict.passed
-    assert f"held after a requeue: it would stay in the queue until someone runs `scontrol release {job.job_id}`" \
-        in job.given_up, (lines, verdict.report())
 
 
 @pytest.mark.slurm
