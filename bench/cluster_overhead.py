@@ -130,8 +130,8 @@ def run(sleeps: list[int] = (5, 20), jobs: int = 8) -> Part:
                     [seconds, "sbatch --wait one at a time", serial, serial - floor, "-"],
                     [seconds, f"ideal: {waves} waves x S", float(waves * seconds), waves * seconds - floor, "-"],
                 ]
-                part.notes.append(f"S={seconds}: the harness made {polls} polls (one Slurm call each, for all "
-                                  f"{jobs} jobs together)")
+                part.notes.append(f"S={seconds}: the harness made {polls} Slurm calls for all {jobs} jobs together "
+                                  f"(each poll: one sacct, plus one squeue while accounting shows a job unfinished)")
                 part.checks.append(Check(f"harness beyond the cluster's own time at S={seconds}", api - floor,
                                          TARGET_OVERHEAD_S, higher_is_better=False, unit=" s"))
                 bad = [s for s in states if s != "COMPLETED"]
