@@ -46,9 +46,7 @@ def __getattr__(name: str) -> str:
 
 
 def nodes() -> dict[str, dict[str, str]]:
-    """The nodes of the course partition, name -> `scontrol show node` record."""
-    if shutil.which("scontrol") is None:
-        return {}
+    """The nodes of the course partition, name -> `scontrol show node` record ({} without Slurm)."""
     partition = slurm.show("partition", site().partition)
     if not partition:
         return {}
