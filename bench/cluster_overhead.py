@@ -5,13 +5,14 @@ last verdict is compared:
   * the harness (harness/slurm.py): submit all, one poll for all ids, verdicts;
   * the cluster's own floor: `sbatch --wait` of the same N jobs started in parallel from a shell loop;
   * one at a time: `sbatch --wait` of each job after the previous one ended.
-Every job carries a run tag in its name; whatever is left of the tag is cancelled at the end, pass or fail.
+Every job carries the run tag in its comment (harness/slurm.py's run label); whatever is left of the tag is cancelled
+at the end, pass or fail. Slurm is asked only through harness/slurm.py, apart from the `sbatch --wait` shell loops
+that are the comparison.
 """
 from __future__ import annotations
 
 import datetime
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -20,19 +21,17 @@ import uuid
 from pathlib import Path
 
 from bench.report import Check, Part, Skipped
+from harness import localcluster, slurm
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_OVERHEAD_S = 2.0
 
 
 def require_cluster() -> None:
-    for command in ("sbatch", "squeue", "scontrol", "scancel"):
-        if shutil.which(command) is None:
-            raise Skipped(f"`{command}` not found: needs Slurm (apt install slurm-wlm)")
-    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
-    if "UP" not in ping.stdout:
-        raise Skipped("the local Slurm cluster does not answer `scontrol ping`: "
-                      "sudo bash slurm/local-cluster/start.sh")
+    if shutil.which("sbatch") is None:
+        raise Skipped("`sbatch` not found: needs Slurm (apt install slurm-wlm)")
+    if not localcluster.cluster_up():
+        raise Skipped(f"the local Slurm cluster is not running; {localcluster.START_HINT}")
 
 
 def sleep_script(folder: Path, seconds: int) -> Path:
@@ -41,14 +40,14 @@ def sleep_script(folder: Path, seconds: int) -> Path:
     return script
 
 
-def sbatch_wait_command(script: Path, name: str, folder: Path, options: list[str]) -> str:
-    return (f"sbatch --wait --parsable --job-name={name} --chdir={folder} --output=/dev/null "
+def sbatch_wait_command(script: Path, label: str, folder: Path, options: list[str]) -> str:
+    return (f"sbatch --wait --parsable --comment={label} --chdir={folder} --output=/dev/null "
             f"--error=/dev/null {' '.join(options)} {script} >/dev/null")
 
 
 def shell_loop(script: Path, tag: str, jobs: int, folder: Path, parallel: bool, options: list[str]) -> float:
     """`sbatch --wait` N times from bash, all at once (`&` + `wait`) or one after the other."""
-    lines = [sbatch_wait_command(script, f"{'par' if parallel else 'seq'}{i}-{tag}", folder, options)
+    lines = [sbatch_wait_command(script, slurm.run_label(f"{'par' if parallel else 'seq'}{i}", tag), folder, options)
              + (" &" if parallel else "") for i in range(jobs)]
     body = "set -euo pipefail\n" + "\n".join(lines) + "\nwait\n"
     start = time.perf_counter()
@@ -68,11 +67,9 @@ def harness_batch(script: Path, tag: str, jobs: int, folder: Path) -> tuple[floa
 
 def cluster_span(ids: list[str]) -> float | None:
     """Seconds from the first SubmitTime to the last EndTime that Slurm itself recorded (1 s resolution)."""
-    out = subprocess.run(["scontrol", "--oneliner", "show", "job"], capture_output=True, text=True).stdout
-    mine = [line for line in out.splitlines() if re.match(r"JobId=(\d+)", line) and
-            re.match(r"JobId=(\d+)", line).group(1) in ids]
-    submits = [t for line in mine for t in re.findall(r"SubmitTime=(\S+)", line)]
-    ends = [t for line in mine for t in re.findall(r"EndTime=(\S+)", line)]
+    mine = [record for record in slurm.show("job") if record.get("JobId") in ids]
+    submits = [record.get("SubmitTime", "") for record in mine]
+    ends = [record.get("EndTime", "") for record in mine]
     try:
         first = min(datetime.datetime.fromisoformat(t) for t in submits)
         last = max(datetime.datetime.fromisoformat(t) for t in ends)
@@ -82,27 +79,19 @@ def cluster_span(ids: list[str]) -> float | None:
 
 
 def cancel_tag(tag: str) -> int:
-    """scancel every job whose name carries `tag`; returns how many were still there."""
-    listing = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True).stdout
-    ids = [line.split()[0] for line in listing.splitlines() if len(line.split()) == 2 and tag in line.split()[1]]
-    if ids:
-        subprocess.run(["scancel", *ids], capture_output=True)
-    return len(ids)
+    """scancel every job of run `tag`; returns how many were still there."""
+    return len(slurm.cancel([], tag=tag))
 
 
 def others_in_queue(tag: str) -> set[str]:
     """Ids of other people's (or other tests') jobs in the queue: they compete for the same node."""
-    listing = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True).stdout
-    return {line.split()[0] for line in listing.splitlines() if len(line.split()) == 2 and tag not in line.split()[1]}
+    return {entry["id"] for entry in slurm.queue(user=None) or [] if not entry["comment"].endswith(f"-{tag}")}
 
 
 def node_slots() -> int:
     """CPUs of the cluster's nodes: how many one-CPU jobs run at once."""
-    out = subprocess.run(["sinfo", "-h", "-o", "%C"], capture_output=True, text=True).stdout.strip()
-    try:  # allocated/idle/other/total
-        return max(1, int(out.split("/")[-1]))
-    except ValueError:
-        return os.cpu_count() or 1
+    total = sum(int(record.get("CPUTot", "0") or 0) for record in localcluster.nodes().values())
+    return total or os.cpu_count() or 1
 
 
 def run(sleeps: list[int] = (5, 20), jobs: int = 8) -> Part:
@@ -141,8 +130,8 @@ def run(sleeps: list[int] = (5, 20), jobs: int = 8) -> Part:
                     [seconds, "sbatch --wait one at a time", serial, serial - floor, "-"],
                     [seconds, f"ideal: {waves} waves x S", float(waves * seconds), waves * seconds - floor, "-"],
                 ]
-                part.notes.append(f"S={seconds}: the harness made {polls} polls (one Slurm call each, for all "
-                                  f"{jobs} jobs together)")
+                part.notes.append(f"S={seconds}: the harness made {polls} Slurm calls for all {jobs} jobs together "
+                                  f"(each poll: one sacct, plus one squeue while accounting shows a job unfinished)")
                 part.checks.append(Check(f"harness beyond the cluster's own time at S={seconds}", api - floor,
                                          TARGET_OVERHEAD_S, higher_is_better=False, unit=" s"))
                 bad = [s for s in states if s != "COMPLETED"]

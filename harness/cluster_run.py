@@ -119,7 +119,7 @@ def judge(job: slurm.Job, workdir: Path, cluster_job: ClusterJob | None = None, 
     if job.state != "COMPLETED" or job.exit_code not in ("0:0", "0"):
         meaning = slurm.STATE_MEANING.get(job.state, "")
         verdict.problems.append(f"the job ended {job.state} with exit code {job.exit_code or '?'}"
-                                + (f": {meaning}" if meaning else ""))
+                                + (f": {meaning}" if meaning else "") + (f" ({job.cause})" if job.cause else ""))
     if cluster_job is not None and site is not None:
         settings = settings or site.job(job.name)
         reports = read_reports(workdir / REPORTS, cluster_job.programs)
@@ -269,7 +269,7 @@ class ClusterRun:
 
     def cancel(self) -> list[str]:
         """Cancel every job of this run still in the queue: by id, and by run tag as a backstop."""
-        ids = slurm.cancel(list(self.jobs.values()), tag=self.tag) if shutil.which("scancel") else []
+        ids = slurm.cancel(list(self.jobs.values()), tag=self.tag)
         if ids:
             self.log(f"cancelled jobs of run {self.tag}: {' '.join(ids)}")
         return ids

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import signal
-import subprocess
 import sys
 
 import pytest
@@ -80,10 +79,10 @@ def report_orphans(run: ClusterRun, cancel: bool) -> None:
         return
     if not found:
         return
-    listing = ", ".join(f"{o.job_id} ({o.job_name}, {o.state})" for o in found)
+    listing = ", ".join(f"{o.job_id} ({o.label}, {o.state})" for o in found)
     ids = " ".join(o.job_id for o in found)
     if cancel:
-        subprocess.run(["scancel", *(o.job_id for o in found)], capture_output=True, text=True)
+        slurm.scancel(o.job_id for o in found)
         run.log(f"cancelled {len(found)} job(s) that earlier runs left in the queue: {listing}")
     else:
         run.log(f"{len(found)} job(s) of earlier runs are still in the queue and cost compute time: {listing}. "

@@ -3,10 +3,12 @@
 Tests marked `slurm` take the `local_slurm` fixture: it skips on a laptop without the cluster (with the
 command that starts it) and fails in CI. Every job a test submits through it is cancelled at teardown,
 pass or fail, so no test leaves work in the queue for the next one (as in Slurm's own test suite).
-It talks to Slurm only through harness/slurm.py, the harness's one Slurm client.
+It talks to Slurm only through harness/slurm.py, the harness's one Slurm client, and takes the cluster's
+partition, reservation and account from its site profile, slurm/sites/local.toml (harness/sites.py).
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import shutil
@@ -16,13 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import slurm
+from harness import sites, slurm
 from harness.requires import require
 from harness.users import course_users, current_user
 
-PARTITION = "dc-gpu"
-RESERVATION = "training2441"
-ACCOUNT = "training2441"
+PROFILE_VALUES = ("PARTITION", "RESERVATION", "ACCOUNT")  # read from the profile on first use (PEP 562)
 START_HINT = "start it with: sudo bash slurm/local-cluster/start.sh"
 USABLE_NODE_STATES = ("IDLE", "MIXED", "ALLOCATED")  # up and taking jobs (ALLOCATED: busy with someone's job)
 # Variables through which a submitting shell could hand its own Lmod to a job; removed by `clean_env()`.
@@ -31,16 +31,26 @@ LMOD_VARIABLES = ("BASH_ENV", "MODULEPATH", "LMOD_CMD", "LMOD_DIR", "LMOD_PKG", 
 _tags = itertools.count()
 
 
+@functools.cache
+def site() -> sites.Site:
+    """The local cluster's profile (slurm/sites/local.toml): what start.sh sets up, as the harness sees it."""
+    return sites.resolve("local")
+
+
+def __getattr__(name: str) -> str:
+    """PARTITION, RESERVATION, ACCOUNT: the profile's values, read when first asked for (a broken profile then
+    fails the test that needs it with its one-line error, not every pytest session at start-up)."""
+    if name in PROFILE_VALUES:
+        return getattr(site(), name.lower())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def nodes() -> dict[str, dict[str, str]]:
-    """The nodes of the course partition, name -> `scontrol show node` record."""
-    if shutil.which("scontrol") is None:
-        return {}
-    partition = slurm.show("partition", PARTITION)
+    """The nodes of the course partition, name -> `scontrol show node` record ({} without Slurm)."""
+    partition = slurm.show("partition", site().partition)
     if not partition:
         return {}
-    names = subprocess.run(["scontrol", "show", "hostnames", partition[0].get("Nodes", "")],
-                           capture_output=True, text=True, timeout=20).stdout.split()
-    return {name: (slurm.show("node", name) or [{}])[0] for name in names}
+    return {name: (slurm.show("node", name) or [{}])[0] for name in slurm.hostnames(partition[0].get("Nodes", ""))}
 
 
 def node_state(record: dict[str, str]) -> str:
@@ -49,15 +59,11 @@ def node_state(record: dict[str, str]) -> str:
 
 
 def cluster_up() -> bool:
-    """The controller answers `scontrol ping` and every node of the course partition takes jobs."""
-    if shutil.which("scontrol") is None:
+    """The controller answers (`slurm.ping`) and every node of the course partition takes jobs."""
+    if not slurm.ping():
         return False
-    try:
-        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=10)
-        found = nodes()
-    except subprocess.TimeoutExpired:
-        return False
-    return "is UP" in ping.stdout and bool(found) and all(node_state(r) in USABLE_NODE_STATES for r in found.values())
+    found = nodes()
+    return bool(found) and all(node_state(r) in USABLE_NODE_STATES for r in found.values())
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -77,14 +83,11 @@ class LocalCluster:
     def nodes(self) -> list[str]:
         return sorted(nodes())
 
-    def node_cpus(self, node: str | None = None) -> int:
-        records = nodes()
-        return int(records[node or sorted(records)[0]].get("CPUTot", "1"))
-
     def sbatch(self, *args: str | Path, cwd: Path | None = None,
                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        """Run sbatch (with --parsable and this test's tag as comment); a job id in its answer is remembered."""
-        done = slurm.run_sbatch([f"--comment={self.tag}", *map(str, args)], cwd=cwd,
+        """Run sbatch (with --parsable and this test's run label as comment, as the harness labels its jobs); a
+        job id in its answer is remembered."""
+        done = slurm.run_sbatch([f"--comment={slurm.run_label('test', self.tag)}", *map(str, args)], cwd=cwd,
                                 env=env if env is not None else clean_env())
         job_id = slurm.job_id_of(done)
         if job_id:
@@ -106,7 +109,7 @@ class LocalCluster:
     def wait(self, job_id: str, timeout_s: float = 600) -> dict[str, str]:
         """Wait with the harness's own poller until the job has finished; a job that cannot finish in time is
         cancelled and fails the test with its last state."""
-        job = slurm.Job(name="test", job_id=job_id, job_name="")
+        job = slurm.Job(name="test", job_id=job_id)
         slurm.wait([job], time_margin_s=int(timeout_s), pending_limit_s=int(timeout_s), log=lambda line: None)
         if job.given_up or job.lost:
             pytest.fail(f"job {job_id} did not finish: {job.given_up} ({' -> '.join(job.history)})", pytrace=False)
@@ -119,10 +122,7 @@ class LocalCluster:
 
     def cancel_all(self) -> None:
         """Cancel every job this object submitted, and any job carrying its tag (the backstop)."""
-        tagged = subprocess.run(["squeue", "-h", "-o", "%i %k"], capture_output=True, text=True).stdout.splitlines()
-        ids = set(self.jobs) | {line.split()[0] for line in tagged if line.strip().endswith(self.tag)}
-        if ids:
-            subprocess.run(["scancel", *sorted(ids)], capture_output=True, text=True)
+        slurm.cancel([slurm.Job(name="test", job_id=job_id) for job_id in self.jobs], tag=self.tag)
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,16 @@
 
 Modelled on ReFrame's Slurm scheduler: states as named sets, one poll for every job with a decaying
 poll rate, pending reasons that will never clear cancel the job, and every job can be found again by
-the run tag in its name (so a retried submission never makes a duplicate, and a cancel never misses one).
+the run label in its comment, `<name>-<run tag>` (so a retried submission never makes a duplicate, and a cancel
+never misses one); the job keeps the name its batch script gives it, as when a student submits it.
+
+The harness's one Slurm client: submitting, polling, cancelling, pinging the controller and listing the queue
+go through here (the harness, the local-cluster fixture, bench and the tests), and only here are Slurm's
+commands run.
 """
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import re
 import shutil
@@ -62,6 +68,7 @@ TRANSIENT = ("Socket timed out", "temporarily unable to accept job", "Resource t
              "Unable to contact slurm controller", "Transport endpoint is not connected")
 COMMAND_TIMEOUT_S = 60
 LOST_AFTER_S = 120  # a job Slurm has not shown this long after sbatch answered counts as lost
+CANCEL_GRACE_S = 60  # a job the harness cancelled counts as done this long after, even if Slurm never says so
 
 
 class SlurmError(RuntimeError):
@@ -76,6 +83,7 @@ class JobInfo:
     exit_code: str = ""
     elapsed_s: int = 0
     time_limit_s: int | None = None
+    nodes: str = ""
 
 
 @dataclass
@@ -83,8 +91,8 @@ class Job:
     """A submitted job and what the harness has seen of it."""
     name: str  # what it is for, e.g. "matrix"
     job_id: str
-    job_name: str  # the Slurm job name: name plus run tag
-    submitted_at: float = field(default_factory=time.monotonic)
+    label: str = ""  # the run label in its comment: name plus run tag (`run_label`)
+    submitted_at: float | None = None  # on wait()'s clock; None: when wait() first looks at it
     state: str = "SUBMITTED"
     reason: str = ""
     exit_code: str = ""
@@ -97,11 +105,13 @@ class Job:
     requeues: int = 0  # times it went back to the queue after it had started
     reason_since: float | None = None  # when its pending reason last changed
     pending_since: float | None = None  # when it (last) entered the queue: a requeue starts the wait anew
+    nodes: str = ""  # where it ran (Slurm's node list)
+    cause: str = ""  # for NODE_FAIL: what Slurm says happened to its node(s)
 
-    @property
-    def done(self) -> bool:
+    def done(self, now: float) -> bool:
+        """Finished, lost, or cancelled by the harness more than CANCEL_GRACE_S ago (it may never confirm)."""
         return self.state in FINISHED or self.lost or (self.cancelled_at is not None and
-                                                       time.monotonic() - self.cancelled_at > 60)
+                                                       now - self.cancelled_at > CANCEL_GRACE_S)
 
     def line(self) -> str:
         return f"{self.name} {self.job_id} {' -> '.join(self.history)}"
@@ -113,6 +123,8 @@ Runner = Callable[..., subprocess.CompletedProcess]
 def _run(argv: list[str], runner: Runner = subprocess.run) -> subprocess.CompletedProcess:
     try:
         return runner(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+    except FileNotFoundError:  # Slurm is not installed here: an answer like the shell's
+        return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: command not found")
     except subprocess.TimeoutExpired:
         return subprocess.CompletedProcess(argv, 1, "", f"Socket timed out: `{' '.join(argv[:2])}` gave no answer")
 
@@ -124,15 +136,65 @@ def require_sbatch() -> str:
     return path
 
 
-def job_name(name: str, tag: str) -> str:
+def run_label(name: str, tag: str) -> str:
+    """What a job of run `tag` carries as its comment (`sbatch --comment`): `<name>-<tag>`."""
     return f"{name}-{tag}"
 
 
-def find_by_name(name: str, runner: Runner = subprocess.run) -> list[str] | None:
-    """Ids of this user's jobs called `name`, in any state the controller still remembers (None: no answer)."""
-    done = _run(["squeue", "--noheader", "--states=all", f"--user={getpass.getuser()}", f"--name={name}",
-                 "--format=%i"], runner)
-    return done.stdout.split() if done.returncode == 0 else None
+def find_by_label(label: str, runner: Runner = subprocess.run) -> list[str] | None:
+    """Ids of this user's jobs labelled `label`, in any state the controller still remembers (None: no answer)."""
+    listing = queue(runner, states="all")
+    return None if listing is None else [entry["id"] for entry in listing if entry["comment"] == label]
+
+
+# --- the controller: is it up, what is queued, cancel, requeue --------------------------------------------------------
+
+def ping(runner: Runner = subprocess.run) -> bool:
+    """Does the Slurm controller answer? (`scontrol ping`; False where Slurm is not installed.)"""
+    return "is UP" in _run(["scontrol", "ping"], runner).stdout
+
+
+QUEUE_FIELDS = {"id": "%i", "name": "%j", "state": "%T", "reason": "%r", "user": "%u", "comment": "%k"}
+
+
+def queue(runner: Runner = subprocess.run, *, user: str | None = "", states: str = "") -> list[dict[str, str]] | None:
+    """squeue as records {id, name, state, reason, user, comment}: this user's jobs (user="": the caller; None:
+    everyone's); `states="all"` adds those that ended lately (within MinJobAge). None when the controller does not
+    answer."""
+    argv = ["squeue", "--noheader", f"--format={'|'.join(QUEUE_FIELDS.values())}"]
+    if user is not None:
+        argv.append(f"--user={user or getpass.getuser()}")
+    if states:
+        argv.append(f"--states={states}")
+    done = _run(argv, runner)
+    if done.returncode != 0:
+        return None
+    return [dict(zip(QUEUE_FIELDS, line.split("|", len(QUEUE_FIELDS) - 1)))
+            for line in done.stdout.splitlines() if line.count("|") >= len(QUEUE_FIELDS) - 1]
+
+
+def tagged(tag: str, runner: Runner = subprocess.run, user: str | None = "") -> list[str]:
+    """Ids of the queued or running jobs of run `tag`: their comments end in `-<tag>` (see `run_label`)."""
+    return [entry["id"] for entry in queue(runner, user=user) or [] if entry["comment"].endswith(f"-{tag}")]
+
+
+def scancel(ids: Iterable[str], runner: Runner = subprocess.run) -> None:
+    """Cancel these jobs (those already gone are no error)."""
+    ids = list(ids)
+    if ids:
+        _run(["scancel", *ids], runner)
+
+
+def requeue(job_id: str, runner: Runner = subprocess.run) -> subprocess.CompletedProcess:
+    """Put a job back into the queue (`scontrol requeue`), as an administrator or a failed node does."""
+    return _run(["scontrol", "requeue", job_id], runner)
+
+
+def hostnames(nodelist: str, runner: Runner = subprocess.run) -> list[str]:
+    """`dc[01-02]` -> ["dc01", "dc02"] (`scontrol show hostnames`)."""
+    if not nodelist or nodelist in ("(null)", "None"):
+        return []
+    return _run(["scontrol", "show", "hostnames", nodelist], runner).stdout.split()
 
 
 def _refusal(message: str, site) -> str:
@@ -153,28 +215,28 @@ def submit(script: Path, *, name: str, tag: str, chdir: Path, results: Path, sit
            tries: int = 3, runner: Runner = subprocess.run, pause_s: float = 2.0) -> Job:
     """`sbatch --parsable` the script; a transient error is retried only if the job did not arrive."""
     results.mkdir(parents=True, exist_ok=True)
-    full_name = job_name(name, tag)
-    argv = [f"--job-name={full_name}", f"--chdir={chdir}", f"--output={results}/output.%j",
+    label = run_label(name, tag)
+    argv = [f"--comment={label}", f"--chdir={chdir}", f"--output={results}/output.%j",
             f"--error={results}/error.%j"]
     argv += (site.sbatch_options(name) if site is not None else []) + list(options) + [str(script)] + list(args)
     for attempt in range(1, tries + 1):
         done = run_sbatch(argv, env=env, runner=runner)
         job_id = job_id_of(done)
         if job_id:
-            return Job(name=name, job_id=job_id, job_name=full_name)
+            return Job(name=name, job_id=job_id, label=label)
         message = (done.stderr or done.stdout).strip()
         if not any(sign.lower() in message.lower() for sign in TRANSIENT):
             raise SlurmError(_refusal(message, site))
         for _ in range(tries):  # the controller may have taken the job before the answer got lost
-            arrived = find_by_name(full_name, runner)
+            arrived = find_by_label(label, runner)
             if arrived is not None:
                 break
             time.sleep(pause_s)
         if arrived:
-            return Job(name=name, job_id=arrived[0], job_name=full_name)
+            return Job(name=name, job_id=arrived[0], label=label)
         if arrived is None:  # retrying blindly could submit the job twice
             raise SlurmError(f"sbatch failed ({message.splitlines()[-1]}) and Slurm cannot say whether job "
-                             f"{full_name} arrived: check `squeue --name={full_name}`")
+                             f"{label} arrived: look for the comment {label} in `squeue --me --format='%i %j %k'`")
         if attempt < tries:
             time.sleep(pause_s * attempt)
     raise SlurmError(f"sbatch failed {tries} times with transient errors, last: {message.splitlines()[-1]}")
@@ -187,32 +249,24 @@ TAG = r"\d{4}-\d{6}-[0-9a-f]{4}"  # a run tag: month, day, time, four hex digits
 class Orphan:
     """A job of an earlier harness run that is still in the queue."""
     job_id: str
-    job_name: str
+    label: str
     state: str
 
 
 def orphans(names: Iterable[str], tag: str = "", runner: Runner = subprocess.run) -> list[Orphan]:
-    """This user's queued or running jobs named `<name>-<run tag>` for a course job `name`, from runs other than
+    """This user's queued or running jobs labelled `<name>-<run tag>` for a course job `name`, from runs other than
     `tag`: what a harness killed with SIGKILL, or by a lost login session, left behind."""
     pattern = re.compile(rf"^(?:{'|'.join(map(re.escape, names))})-({TAG})$")
-    listing = _run(["squeue", "--noheader", f"--user={getpass.getuser()}", "--format=%i %j %T"], runner)
-    found = []
-    for line in listing.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and (match := pattern.match(parts[1])) and match[1] != tag:
-            found.append(Orphan(*parts))
-    return found
+    return [Orphan(entry["id"], entry["comment"], entry["state"]) for entry in queue(runner) or []
+            if (match := pattern.match(entry["comment"])) and match[1] != tag]
 
 
 def cancel(jobs: Iterable[Job], tag: str | None = None, runner: Runner = subprocess.run) -> list[str]:
     """scancel by id, then by run tag as a backstop (jobs submitted but never recorded). Returns the ids."""
     ids = [job.job_id for job in jobs if job.state not in FINISHED]
     if tag:
-        listing = _run(["squeue", "--noheader", f"--user={getpass.getuser()}", "--format=%i %j"], runner)
-        ids += [line.split()[0] for line in listing.stdout.splitlines()
-                if len(line.split()) == 2 and line.split()[1].endswith(f"-{tag}") and line.split()[0] not in ids]
-    if ids:
-        _run(["scancel", *ids], runner)
+        ids += [job_id for job_id in tagged(tag, runner) if job_id not in ids]
+    scancel(ids, runner)
     return ids
 
 
@@ -253,6 +307,21 @@ def job_id_of(done: subprocess.CompletedProcess) -> str | None:
     return job_id if done.returncode == 0 and job_id.isdigit() else None
 
 
+SCONTROL_JOB = ["scontrol", "--oneliner", "show", "job"]  # + an id for one job; without: every job
+SCONTROL_NODE = ["scontrol", "--oneliner", "show", "node"]
+SACCT_FIELDS = "JobIDRaw,State,ExitCode,ElapsedRaw,TimelimitRaw,NodeList"
+
+
+def sacct_argv(ids: Iterable[str]) -> list[str]:
+    """The poller's accounting query: one line per job (-X: the allocation, not its steps)."""
+    return ["sacct", "-X", "-n", "-P", f"--jobs={','.join(ids)}", f"--format={SACCT_FIELDS}"]
+
+
+def controller_argv(ids: Iterable[str]) -> list[str]:
+    """The poller's question to the controller: state and pending reason of jobs not finished in accounting."""
+    return ["squeue", "--noheader", "--states=all", f"--jobs={','.join(ids)}", "--format=%i|%T|%r"]
+
+
 def parse_scontrol(text: str) -> dict[str, JobInfo]:
     """`scontrol --oneliner show job` output -> JobInfo per job id."""
     jobs = {}
@@ -263,12 +332,12 @@ def parse_scontrol(text: str) -> dict[str, JobInfo]:
         jobs[fields["JobId"]] = JobInfo(
             state=fields.get("JobState", "UNKNOWN").split()[0], reason=fields.get("Reason", "None"),
             exit_code=fields.get("ExitCode", ""), elapsed_s=seconds(fields.get("RunTime", "0:0")) or 0,
-            time_limit_s=seconds(fields.get("TimeLimit", "")))
+            time_limit_s=seconds(fields.get("TimeLimit", "")), nodes=_nodes(fields.get("NodeList", "")))
     return jobs
 
 
 def parse_sacct(text: str) -> dict[str, JobInfo]:
-    """`sacct -X -n -P -o JobIDRaw,State,ExitCode,ElapsedRaw,TimelimitRaw` -> JobInfo per job id."""
+    """`sacct -X -n -P -o JobIDRaw,State,ExitCode,ElapsedRaw,TimelimitRaw[,NodeList]` -> JobInfo per job id."""
     jobs = {}
     for line in text.splitlines():
         parts = line.split("|")
@@ -276,8 +345,37 @@ def parse_sacct(text: str) -> dict[str, JobInfo]:
             continue
         limit = parts[4].strip()
         jobs[parts[0]] = JobInfo(state=parts[1].split()[0] if parts[1] else "UNKNOWN", exit_code=parts[2],
-                                 elapsed_s=int(parts[3] or 0), time_limit_s=int(limit) * 60 if limit.isdigit() else None)
+                                 elapsed_s=int(parts[3] or 0), time_limit_s=int(limit) * 60 if limit.isdigit() else None,
+                                 nodes=_nodes(parts[5]) if len(parts) > 5 else "")
     return jobs
+
+
+def parse_controller(text: str) -> dict[str, JobInfo]:
+    """`squeue --format=%i|%T|%r` (controller_argv) -> JobInfo (state and reason only) per job id."""
+    jobs = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|", 2)
+        if len(parts) == 3 and parts[0]:
+            jobs[parts[0]] = JobInfo(state=parts[1], reason=parts[2])
+    return jobs
+
+
+def _nodes(text: str) -> str:
+    return "" if text.strip() in ("", "None assigned", "(null)") else text.strip()
+
+
+def accounting(job_id: str, fields: Iterable[str], runner: Runner = subprocess.run) -> dict[str, str]:
+    """The accounting record of a job's allocation: {field: value} (`sacct -X`); {} when sacct has none."""
+    fields = list(fields)
+    done = _run(["sacct", "-X", "-n", "-P", f"--jobs={job_id}", f"--format={','.join(fields)}"], runner)
+    lines = done.stdout.splitlines() if done.returncode == 0 else []
+    return dict(zip(fields, lines[0].split("|"))) if lines else {}
+
+
+def account_users(account: str, runner: Runner = subprocess.run) -> list[str]:
+    """The users the accounting database lets charge `account` (`sacctmgr show associations`)."""
+    done = _run(["sacctmgr", "-n", "-P", "show", "associations", f"account={account}", "format=user"], runner)
+    return [user for user in done.stdout.split() if user]
 
 
 def accounting_enabled(runner: Runner = subprocess.run) -> bool:
@@ -287,36 +385,114 @@ def accounting_enabled(runner: Runner = subprocess.run) -> bool:
     return bool(match) and not match[1].endswith("/none")
 
 
+def _last_line(done: subprocess.CompletedProcess) -> str:
+    text = (done.stderr or done.stdout).strip()
+    return text.splitlines()[-1] if text else f"exit status {done.returncode}"
+
+
+# Final in accounting, yet Slurm may requeue the job (a requeueable job on a failed node, a preempted one):
+# sacct keeps showing the old allocation's end while the controller has the job back in the queue
+REQUEUE_PRONE = frozenset({"NODE_FAIL", "PREEMPTED"})
+
+
 class Poller:
-    """One Slurm call for all jobs: sacct where accounting exists, else `scontrol show job`."""
+    """One Slurm call for all jobs: sacct where accounting exists, else `scontrol show job`.
+
+    Accounting (slurmdbd) is a second service. It records a job's start and end a moment after the controller
+    (recorded here: sacct says PENDING for a job the controller runs), knows no pending job until it is eligible,
+    and can be down while the controller runs. So sacct answers first, and the controller (one squeue call) has
+    the latest word on every job that accounting does not show finished, or shows finished in a state Slurm may
+    requeue from; a job the controller has seen end is judged by its record (scontrol) at once. While sacct fails,
+    the jobs are followed with scontrol alone. Each such event is one line in `notes` (wait() prints them): sacct
+    failing and answering again, the first end judged ahead of accounting, the controller not answering and
+    answering again.
+    """
 
     def __init__(self, use_sacct: bool | None = None, runner: Runner = subprocess.run):
         self.runner = runner
         self.use_sacct = accounting_enabled(runner) if use_sacct is None else use_sacct
         self.calls = 0
+        self.notes: list[str] = []
+        self._trouble: dict[str, str] = {}  # "accounting" / "controller" -> what is wrong now
+        self._ahead_noted = False
+
+    def _say(self, part: str, problem: str) -> None:
+        """Note a change of `part` being in trouble (problem) or fine again (problem="")."""
+        if bool(problem) == bool(self._trouble.get(part, "")):
+            return
+        self._trouble[part] = problem
+        self.notes.append(problem or ("accounting (sacct) answers again: polling with sacct" if part == "accounting"
+                                      else "the Slurm controller answers again"))
+
+    def _controller(self, ids: list[str]) -> dict[str, JobInfo] | None:
+        """scontrol's records of `ids` (one id: that job; more: every job, filtered); None: no answer."""
+        self.calls += 1
+        done = _run([*SCONTROL_JOB, *ids[:1]] if len(ids) == 1 else SCONTROL_JOB, self.runner)
+        said = done.stdout + done.stderr
+        if done.returncode != 0 and "No jobs in the system" not in said and "Invalid job id" not in said:
+            self._say("controller", f"the Slurm controller does not answer ({_last_line(done)}): still waiting")
+            return None
+        self._say("controller", "")
+        return {k: v for k, v in parse_scontrol(done.stdout).items() if k in ids}
 
     def poll(self, ids: list[str]) -> dict[str, JobInfo] | None:
         """The jobs Slurm knows among `ids`; None when Slurm did not answer (try again later)."""
-        self.calls += 1
         if not self.use_sacct:
-            done = _run(["scontrol", "--oneliner", "show", "job"], self.runner)
-            if done.returncode != 0 and "No jobs in the system" not in done.stdout + done.stderr:
-                return None
-            return {k: v for k, v in parse_scontrol(done.stdout).items() if k in ids}
-        done = _run(["sacct", "-X", "-n", "-P", f"--jobs={','.join(ids)}",
-                     "--format=JobIDRaw,State,ExitCode,ElapsedRaw,TimelimitRaw"], self.runner)
+            return self._controller(ids)
+        self.calls += 1
+        done = _run(sacct_argv(ids), self.runner)
         if done.returncode != 0:
-            return None
+            self._say("accounting", f"accounting (sacct) does not answer ({_last_line(done)}): following the "
+                                    f"jobs with scontrol until it is back")
+            return self._controller(ids)
+        self._say("accounting", "")
         infos = parse_sacct(done.stdout)
-        waiting = [i for i, info in infos.items() if info.state in PENDING]
-        if waiting:  # sacct knows no pending reason; squeue does
-            self.calls += 1
-            reasons = _run(["squeue", "--noheader", f"--jobs={','.join(waiting)}", "--format=%i|%r"], self.runner)
-            for line in reasons.stdout.splitlines():
-                job_id, _, reason = line.partition("|")
-                if job_id.strip() in infos:
-                    infos[job_id.strip()].reason = reason.strip()
+        ask = [i for i in ids if i not in infos or infos[i].state not in FINISHED or infos[i].state in REQUEUE_PRONE]
+        if not ask:
+            return infos
+        self.calls += 1
+        asked = _run(controller_argv(ask), self.runner)
+        if asked.returncode != 0 and "Invalid job id" not in asked.stderr:
+            self._say("controller", f"the Slurm controller does not answer ({_last_line(asked)}): still waiting")
+            return infos if all(i in infos for i in ask) else None
+        self._say("controller", "")
+        view = parse_controller(asked.stdout)
+        ended = []
+        for job_id in ask:
+            seen, known = view.get(job_id), infos.get(job_id)
+            if seen is None:  # the controller has forgotten it (MinJobAge): accounting's word stands
+                continue
+            if seen.state in FINISHED:
+                if known is None or known.state != seen.state:
+                    ended.append(job_id)
+            else:
+                infos[job_id] = dataclasses.replace(known, state=seen.state, reason=seen.reason) if known else seen
+        if not ended:
+            return infos
+        records = self._controller(ended)
+        if records is None:
+            return None
+        if not self._ahead_noted:
+            self._ahead_noted = True
+            first = ended[0]
+            self.notes.append(f"accounting (sacct) has not recorded yet that job {first} ended "
+                              f"({records[first].state if first in records else 'gone'}): judged by the "
+                              f"controller's record (scontrol)")
+        infos.update(records)
         return infos
+
+
+def node_failure_cause(job_id: str, nodes: str, runner: Runner = subprocess.run) -> str:
+    """Why a NODE_FAIL job ended, as Slurm tells it: the job's reason and its nodes' state and reason (a node an
+    administrator or slurmd's timeout took down keeps its reason; one that came back at once has none)."""
+    record = (show("job", job_id, runner) or [{}])[0]
+    nodes = nodes or _nodes(record.get("NodeList", ""))
+    causes = [record["Reason"]] if record.get("Reason", "None") not in ("", "None") else []
+    for name in hostnames(nodes, runner):
+        node = (show("node", name, runner) or [{}])[0]
+        if node.get("Reason", "") not in ("", "none", "None"):
+            causes.append(f"{name} {node.get('State', '')}: {node['Reason']}")
+    return f"on {nodes or 'its node'}: " + ("; ".join(causes) or "Slurm gives no reason")
 
 
 def _head(reason: str) -> str:
@@ -339,61 +515,73 @@ def _token(job: Job) -> str:
 
 def wait(jobs: list[Job], *, time_margin_s: int = 120, pending_limit_s: int = 3600, poller: Poller | None = None,
          log: Callable[[str], None] = print, sleep: Callable[[float], None] = time.sleep,
-         first_delay_s: float = 1.0, max_delay_s: float = 30.0) -> None:
+         clock: Callable[[], float] = time.monotonic, first_delay_s: float = 1.0, max_delay_s: float = 30.0) -> None:
     """Poll until every job has finished or been given up on; print a line at every change of state.
 
     The pause between polls starts at first_delay_s and grows by 5 % of the time since the last change of any
     job's state, up to max_delay_s: a verdict arrives at most ~5 % (never more than max_delay_s) after the job
-    ends, while a day-long job costs Slurm only one query every max_delay_s.
+    ends, while a day-long job costs Slurm only one query every max_delay_s. `sleep` and `clock` are the
+    pause and the time (time.monotonic): tests drive the whole state machine with recorded outputs and a fake
+    clock (tests/test_slurm_states.py).
     """
     poller = poller or Poller()
-    last_change = time.monotonic()
+    last_change = clock()
+    for job in jobs:
+        job.submitted_at = clock() if job.submitted_at is None else job.submitted_at
     while True:
-        active = [job for job in jobs if not job.done]
+        active = [job for job in jobs if not job.done(clock())]
         if not active:
             return
         infos = poller.poll([job.job_id for job in active])
+        for note in poller.notes:
+            log(note)
+        poller.notes.clear()
         changed = False
         for job in active:
             info = (infos or {}).get(job.job_id)
+            now = clock()
             if info is None:
-                if infos is not None and (job.history or time.monotonic() - job.submitted_at > LOST_AFTER_S):
+                if infos is not None and (job.history or now - job.submitted_at > LOST_AFTER_S):
                     job.lost, job.given_up = True, "Slurm has no record of the job (purged or never arrived)"
                     log(f"{job.name} {job.job_id} lost: {job.given_up}")
                 continue
             job.exit_code, job.elapsed_s = info.exit_code, info.elapsed_s
             job.time_limit_s = info.time_limit_s or job.time_limit_s
+            job.nodes = info.nodes or job.nodes
             if (info.state, info.reason) != (job.state, job.reason):
                 if info.state in PENDING and job.state not in PENDING:
-                    job.pending_since = time.monotonic()
+                    job.pending_since = now
                     if job.state not in ("SUBMITTED", ""):  # it had left the queue: Slurm put it back
                         job.requeues += 1
                 if info.reason != job.reason:
-                    job.reason_since = time.monotonic()
+                    job.reason_since = now
                 job.state, job.reason = info.state, info.reason
+                if job.state == "NODE_FAIL":
+                    job.cause = node_failure_cause(job.job_id, job.nodes, poller.runner)
                 token = _token(job)
                 if not job.history or job.history[-1] != token:
                     job.history.append(token)
-                    log(job.line())
+                    log(job.line() + (f" ({job.cause})" if job.cause else ""))
                 changed = True
             if job.cancelled_at is not None or job.state in FINISHED:
                 continue
-            why = _give_up(job, time_margin_s, pending_limit_s)
+            why = _give_up(job, time_margin_s, pending_limit_s, now)
             if why:
                 job.given_up = why
-                job.cancelled_at = time.monotonic()
-                _run(["scancel", job.job_id], poller.runner)
+                job.cancelled_at = now
+                scancel([job.job_id], poller.runner)
                 log(f"{job.name} {job.job_id} cancelled: {why}")
-        now = time.monotonic()
+        now = clock()
         if changed:
             last_change = now
-        if any(not job.done for job in jobs):
+        if any(not job.done(now) for job in jobs):
             sleep(min(first_delay_s + BACKOFF * (now - last_change), max_delay_s))
 
 
-def _give_up(job: Job, time_margin_s: int, pending_limit_s: int) -> str:
+def _give_up(job: Job, time_margin_s: int, pending_limit_s: int, now: float) -> str:
     """Why waiting longer for this job is pointless, or "" to keep waiting."""
     if job.state in PENDING:
+        queued = job.submitted_at if job.submitted_at is not None else now
         if job.requeues > MAX_REQUEUES:
             return f"requeued {job.requeues} times (node failures or preemption): giving up"
         if job.state == "REQUEUE_HOLD" or job.reason.replace(" ", "_").startswith("job_requeued_in_held_state"):
@@ -402,10 +590,10 @@ def _give_up(job: Job, time_margin_s: int, pending_limit_s: int) -> str:
         if never_clears(job.reason):
             return f"pending for a reason that will not clear: {job.reason}"
         patience = SLOW_TO_CLEAR_S.get(_head(job.reason))
-        standing = time.monotonic() - (job.reason_since or job.submitted_at)
+        standing = now - (job.reason_since or queued)
         if patience is not None and standing > patience:
             return f"pending for {standing:.0f} s on a reason that did not clear: {job.reason}"
-        waited = time.monotonic() - (job.pending_since or job.submitted_at)
+        waited = now - (job.pending_since or queued)
         if waited > pending_limit_s:
             return f"still pending after {waited:.0f} s (limit {pending_limit_s} s): {job.reason}"
     elif job.time_limit_s is not None and job.elapsed_s > job.time_limit_s + time_margin_s:

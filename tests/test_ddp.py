@@ -242,7 +242,7 @@ def test_batch_script_trains_on_two_nodes(local_slurm: LocalCluster, target_dir:
     text = job_text(folder, record)
     assert record["JobState"] == "COMPLETED", text
     site = load(SITES_DIR / "local.toml")
-    job = Job(name="ddp", job_id=record["JobId"], job_name=record["JobName"], state=record["JobState"],
+    job = Job(name="ddp", job_id=record["JobId"], state=record["JobState"],
               exit_code=record["ExitCode"], elapsed_s=seconds(record["RunTime"]) or 0)
     settings = JobSettings(cpus_per_task=2, values={"backend": "gloo", "standin_per_breed": ddp.PER_BREED,
                                                     "packed_dir": ""})

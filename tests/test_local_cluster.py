@@ -3,7 +3,6 @@ two nodes, cores bound to what a step asks for, GPUs only on request, accounting
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -44,8 +43,7 @@ def test_shaped_like_jureca_dc(local_slurm: LocalCluster) -> None:
     assert reservation["State"] == "ACTIVE" and reservation["Nodes"] == "dc[01-02]"
     users = reservation["Users"].split(",")
     assert current_user() in users and "root" not in users, users
-    members = subprocess.run(["sacctmgr", "-n", "-P", "show", "associations", f"account={ACCOUNT}", "format=user"],
-                             capture_output=True, text=True, timeout=30).stdout.split()
+    members = slurm.account_users(ACCOUNT)
     assert set(course_users()) <= set(members) and "root" not in members, members
 
 

@@ -14,6 +14,5 @@ JOBS = cluster_jobs()
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.cluster(job=name)) for name in JOBS])
 def test_cluster_job_passes_its_verdict(name, cluster_verdict):
-    if not cluster_verdict.passed:
+    if not cluster_verdict.passed:  # judge() passes only a job that COMPLETED with exit code 0, and all checks
         pytest.fail(cluster_verdict.report(), pytrace=False)
-    assert cluster_verdict.state == "COMPLETED" and cluster_verdict.exit_code in ("0:0", "0")
