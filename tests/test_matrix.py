@@ -22,6 +22,8 @@ BROKEN = {
                                   "product = torch.matmul(second, first)", "not the matrix product"),
     "the same matrices every run": ("matrix.py", "first = torch.randn(3, 3)",
                                     "torch.manual_seed(0)\nfirst = torch.randn(3, 3)", "the same first matrix"),
+    "uniform instead of normal numbers": ("matrix.py", "torch.randn(3, 3)", "torch.rand(3, 3)",  # both matrices
+                                          "no negative number"),
     "the product in the other order": ("matrix_gpu.py", "product = first_there @ second_there",
                                        "product = second_there @ first_there", "own check says `FAILED`"),
     "a student's exception": ("matrix_gpu.py", "product = first_there @ second_there",

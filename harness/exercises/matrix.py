@@ -68,6 +68,10 @@ def login_problems(first_run, second_run) -> list[str]:
     again = printed_matrices(second_run.stdout)
     if second_run.returncode == 0 and again and again[0][0] == a:
         return ["matrix.py printed the same first matrix in two runs: make random ones with torch.randn(3, 3)"]
+    inputs = [x for matrix_, _ in matrices[:2] + again[:2] for row in matrix_ for x in row]
+    if len(inputs) == 36 and min(inputs) >= 0:  # 36 normal values are all >= 0 with probability 2^-36 = 1.5e-11
+        return ["matrix.py's matrices hold no negative number in two runs: torch.randn draws from the normal "
+                "distribution (torch.rand only from 0 to 1)"]
     return []
 
 
