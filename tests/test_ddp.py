@@ -132,6 +132,8 @@ BROKEN = {
                                          "without a timeout"),
     "the process group is never left": ([("    dist.destroy_process_group()", "    pass")], "lifecycle",
                                         "never left the process group"),
+    "the DDP wrapper is saved, not the network": ([("model.module.state_dict()", "model.state_dict()")], "model",
+                                                  "save the bare network"),
     "the gradients are not averaged (no DDP)": (
         [("torch.nn.parallel.DistributedDataParallel(make_model().to(device))", "make_model().to(device)"),
          ("model.module.state_dict()", "model.state_dict()")], "loss", "not averaged"),
@@ -152,6 +154,11 @@ def test_checks_catch_a_broken_copy(mistake: str, ddp_reference: ddp.Packed, ddp
         problems = ddp.writer_problems(run.workers, run.written(), run.workdir)
     elif check == "lifecycle":
         problems = ddp.lifecycle_problems(run.workers)
+    elif check == "model":
+        import torch
+
+        saved, reference = (torch.load(r.workdir / ddp.MODEL, map_location="cpu") for r in (run, ddp_reference_one))
+        problems = ddp.weight_problems(saved, reference)[1]
     else:
         rows, reference = run.log(), ddp_reference_one.log()[:len(run.log())]
         problems = ddp.loss_problems(rows, reference)
