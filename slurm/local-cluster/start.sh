@@ -188,8 +188,9 @@ row() {  # row NAME FOLDER USED-FILES SOFT HARD
 printf '%-10s %-44s %10s %10s %10s %8s\n' "filesystem" "folder" "files" "soft" "hard" "bytes"
 home_used=\$(df --output=iused "\$HOME" | tail -n 1 | tr -d ' ')
 row HOME "\$HOME" "\$home_used" $HOME_FILES_SOFT $HOME_FILES_HARD
-row PROJECT "$FS_ROOT/project1/$ACCOUNT" "\$(find "$FS_ROOT/project1/$ACCOUNT" 2>/dev/null | wc -l)" 3000000 3000000
-row SCRATCH "$FS_ROOT/scratch/$ACCOUNT" "\$(find "$FS_ROOT/scratch/$ACCOUNT" 2>/dev/null | wc -l)" 4000000 4000000
+project=\${PROJECT_$ACCOUNT:-$FS_ROOT/project1/$ACCOUNT} scratch=\${SCRATCH_$ACCOUNT:-$FS_ROOT/scratch/$ACCOUNT}
+row PROJECT "\$project" "\$(find "\$project" 2>/dev/null | wc -l)" 3000000 3000000
+row SCRATCH "\$scratch" "\$(find "\$scratch" 2>/dev/null | wc -l)" 4000000 4000000
 DATAQUOTA
     mv "$STATE/etc/jutil-dataquota.new" "$STATE/etc/jutil-dataquota"
     chmod 644 "$STATE/etc/jutil.sh"
