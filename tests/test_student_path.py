@@ -43,8 +43,8 @@ The adaptations, and no others:
    the job "PD, then R, then gone"), the walk waits until the submitted jobs have left the queue. At the end of each
    lesson it waits for the lesson's jobs, as a student reads their output before going on.
 6. The data set and the weights are stand-ins (harness.minipets, seeded into a scratch folder), copied just before
-   `python cats.py --prefetch` to where the student's shell sends downloads (`cp -r ... "${FASTAI_HOME:-$HOME/.fastai}"`,
-   the same for TORCH_HOME): this machine has no internet. The prefetch still runs, and must succeed, on the
+   `python cats.py --prefetch` to where the student's shell sends downloads
+   (`cp -r ... "${FASTAI_HOME:-$HOME/.fastai}"`, the same for TORCH_HOME): this machine has no internet. The prefetch still runs, and must succeed, on the
    "login node".
 7. `export EPOCHS=2 SIZE=32` in the shell before the cats lesson (the knobs cats.py reads; sbatch passes the
    environment on): a short CPU run.
@@ -362,13 +362,13 @@ def seed_caches(walk: "Walk", page: str, downloads: Path) -> None:
                           f"&& cp -r {shlex.quote(str(downloads / 'torch'))}/. {torch}/")
 
 
-def dataquota(output: str) -> dict[str, tuple[int, int, int]]:
-    """`jutil user dataquota`'s rows: name -> (files, soft, hard)."""
+def dataquota(output: str) -> dict[str, tuple[str, int, int, int]]:
+    """`jutil user dataquota`'s rows: name -> (folder, files, soft, hard)."""
     rows = {}
     for line in output.splitlines():
         parts = line.split()
         if len(parts) >= 5 and parts[2].isdigit():
-            rows[parts[0]] = (int(parts[2]), int(parts[3]), int(parts[4]))
+            rows[parts[0]] = (parts[1], int(parts[2]), int(parts[3]), int(parts[4]))
     return rows
 
 
@@ -426,7 +426,9 @@ def test_a_student_follows_day_one_on_the_local_cluster(local_slurm: LocalCluste
 
     # the home stayed small: the course's files went to $PROJECT, its data to $SCRATCH
     rows = dataquota(quota)
-    assert rows["HOME"][2] == home_files_max and rows["HOME"][0] <= rows["HOME"][1], quota
+    assert rows["HOME"][3] == home_files_max and rows["HOME"][1] <= rows["HOME"][2], quota
+    assert (rows["PROJECT"][0], rows["SCRATCH"][0]) == (str(folders["PROJECT_training2441"]),
+                                                        str(folders["SCRATCH_training2441"])), quota
     assert (folders["SCRATCH_training2441"] / os.environ.get("USER", pwd.getpwuid(os.geteuid()).pw_name) / "cache"
             / "fastai" / "data" / "oxford-iiit-pet" / "images").is_dir(), "the data set did not go to $SCRATCH"
     assert course.resolve().is_relative_to(folders["PROJECT_training2441"].resolve()), course

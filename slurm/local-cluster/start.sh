@@ -137,17 +137,19 @@ quota_home() {  # mount a tmpfs with nr_inodes on the course user's home; keep (
     local files biggest
     files=$(find "$home" -xdev | wc -l)
     if ((files > HOME_FILES_HARD)); then
-        biggest=$(cd "$home" && for e in * .[!.]*; do [[ -e $e ]] || continue; echo "$(find "$e" -xdev | wc -l) $e"; done \
-            | sort -rn | head -n 3 | awk '{printf "%s%s (%s files)", (NR > 1 ? ", " : ""), $2, $1}')
-        die "$home holds $files files, more than the home's limit of $HOME_FILES_HARD: move them out (most in: $biggest)," \
-            "e.g. a course venv of the old layout to \$PROJECT, then run again"
+        biggest=$(cd "$home" && for e in * .[!.]*; do
+                [[ -e $e ]] || continue; echo "$(find "$e" -xdev | wc -l) $e"
+            done | sort -rn | head -n 3 | awk '{printf "%s%s (%s files)", (NR > 1 ? ", " : ""), $2, $1}')
+        die "$home holds $files files, more than the home's limit of $HOME_FILES_HARD: move them out" \
+            "(most in: $biggest), e.g. a course venv of the old layout to \$PROJECT, then run again"
     fi
     mode=$(stat -c %a "$home")
     seed=$(mktemp -d "$STATE/home-seed.XXXXXX")
     cp -a "$home/." "$seed/"
-    mount -t tmpfs -o "size=$HOME_BYTES,nr_inodes=$HOME_FILES_HARD,mode=$mode,uid=$uid,gid=$gid" "$HOME_SOURCE" "$home" \
-        || die "mount -t tmpfs on $home failed"
-    cp -a "$seed/." "$home/" || { umount "$home"; die "could not copy the files of $home into its tmpfs (kept on disk)"; }
+    mount -t tmpfs -o "size=$HOME_BYTES,nr_inodes=$HOME_FILES_HARD,mode=$mode,uid=$uid,gid=$gid" \
+        "$HOME_SOURCE" "$home" || die "mount -t tmpfs on $home failed"
+    cp -a "$seed/." "$home/" || { umount "$home"; die "could not copy the files of $home into its tmpfs (kept on disk)"
+    }
     rm -rf "$seed"
     say "home of $COURSE_USER: $home, a tmpfs of at most $HOME_FILES_HARD files (JSC's 11,000 scaled to the stand-ins)"
 }
