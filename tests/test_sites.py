@@ -34,8 +34,10 @@ def test_shipped_profiles_load_with_the_course_settings():
     jureca = sites.load(SHIPPED / "jureca-dc.toml")
     assert (jureca.account, jureca.partition, jureca.reservation) == ("training2441", "dc-gpu", "training2441")
     assert jureca.gpus_per_node == 4 and jureca.gpus_real and jureca.cpus_per_task == 128
-    assert jureca.setup[:2] == ["module load Stages/2024", "module load GCC OpenMPI PyTorch"]
-    assert "activate.sh" in jureca.setup[2]
+    assert jureca.setup[1:3] == ["module load Stages/2024", "module load GCC OpenMPI PyTorch"]
+    assert "activate.sh" in jureca.setup[3]
+    activate = 'export PROJECT="$PROJECT_training2441" SCRATCH="$SCRATCH_training2441"'  # jutil env activate's two
+    assert jureca.setup[0] == activate and jureca.venv_setup[0] == activate, "caches and pip's cache go to $SCRATCH"
     assert jureca.job("cats").values["error_rate_max"] == 0.02
     assert "--reservation=training2441" in jureca.sbatch_options()
     assert "--cpus-per-task=1" in jureca.sbatch_options("matrix") and "--cpus-per-task=128" in jureca.sbatch_options("cats")
