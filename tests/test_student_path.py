@@ -135,9 +135,9 @@ def test_the_walk_takes_the_exercise_commands_of_the_day_one_lessons():
             ("EPOCHS=1 sbatch ../slurm/fastai.sbatch", True, False)],
     }, "the day-1 exercise commands changed: update this list and the module docstring, then run the walk"
     assert [c.text for c in block_commands(ROOT / SETUP_PAGE, SETUP_MARK)] == [
-        "jutil env activate -p training2441", "mkdir -p $PROJECT/$USER $SCRATCH/$USER/packed",
+        "jutil env activate -p training2441", "mkdir -p $PROJECT/$USER",
         "git clone {{ course_repository }} $PROJECT/$USER/course", "ln -sfn $PROJECT/$USER/course ~/course",
-        "ln -sfn $SCRATCH/$USER/packed ~/course/exercises/packed", "jutil user dataquota"]
+        "jutil user dataquota"]
     assert {page: [c.text for c in check_commands(ROOT / page)] for page in CHECKS_AFTER.values()} == {
         "book/matrix.md": ["python -m pytest --target exercises -k matrix"],
         "book/cats.md": ["python -m pytest --target exercises -k cats"]}
