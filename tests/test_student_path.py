@@ -575,3 +575,34 @@ def test_the_recap_counts_the_exercises_the_self_check_runs():
     recap = (ROOT / "book" / "recap.md").read_text()
     named = set(re.findall(r"checks of all (\w+) exercises", recap))
     assert named == {words[count]}, f"book/recap.md names {named}, the registry holds {count} exercises"
+
+
+# Packages of the project's .venv (requirements.txt) that the course venv on JURECA has neither from pip
+# (venv-template/requirements.txt) nor from the modules: the book's build and the browser tests need them
+NOT_IN_THE_COURSE_VENV = ("jupyter_book", "sphinx_exercise", "sphinx_copybutton", "jupytext", "nbclient", "nbformat",
+                          "myst_nb", "ipykernel", "playwright", "lmdb")
+
+
+def test_the_self_check_needs_only_what_the_course_venv_has(tmp_path: Path):
+    """The "Check your work" boxes on JURECA run in the course venv, where the packages of the book's build are
+    missing (the local module tree hides this: it exposes the whole project .venv). Each of them made unimportable
+    (a module of that name that raises ImportError, first on the path; pytest-xdist left out as `-p no:xdist`),
+    `python -m pytest --target exercises` still collects every exercise's checks. The same without `--target`
+    (all of the course team's tests) fails at collection: the blockers work."""
+    for name in NOT_IN_THE_COURSE_VENV:
+        (tmp_path / f"{name}.py").write_text(f"raise ImportError('{name} is not in the course venv')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+
+    def collect(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+                               "--collect-only", "-q", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    student = collect("--target", "exercises")
+    assert student.returncode == 0, student.stdout[-3000:] + student.stderr[-2000:]
+    from harness.exercises import all_exercises
+    for exercise in all_exercises():
+        for test in exercise.tests:
+            assert f"{test}::" in student.stdout, f"{test} ({exercise.heading}) was not collected"
+    team = collect()
+    assert team.returncode != 0 and "is not in the course venv" in team.stdout + team.stderr, team.stdout[-2000:]
