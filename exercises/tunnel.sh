@@ -13,7 +13,7 @@
 #   REMOTE_PORT  the PORT tensorboard.sh uses on the login node (env var; default: 9999)
 #   LOCAL_PORT   the port on your laptop (env var; default: REMOTE_PORT)
 #   extra options go to ssh as they are, e.g.  -i ~/.ssh/id_ed25519_jsc  or  -p 2222
-# Stop it with Ctrl+C. The same tunnel as a ~/.ssh/config entry: see ssh_config.example.
+# Stop it with Ctrl+C. The same tunnel as a ~/.ssh/config entry: see ../solutions/ssh_config.example.
 set -euo pipefail
 
 destination="${LOGIN_USER:-${USER:-}}@${LOGIN_HOST:-jureca.fz-juelich.de}"

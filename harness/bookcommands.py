@@ -336,3 +336,32 @@ def with_job_id(text: str, job_id: str, examples: set[str] = frozenset()) -> str
     for example in examples:
         text = re.sub(rf"(?<!\d){example}(?!\d)", job_id, text)
     return text
+
+
+# --- the set-up block and the "Check your work" boxes, as the walk types them ----------------------------------------
+
+CHECK_TITLE = "Check your work"
+ADMONITION = re.compile(r"^\s*(?::{3,}|`{3,})\{admonition\}\s*(?P<title>.*?)\s*$")
+
+
+def block_commands(path: Path, holding: str) -> list[Command]:
+    """The commands of the page's first code block (a parsed-literal one too) with a line that holds `holding`, one
+    per logical line, such as before-the-course's set-up block (`jutil env activate ...`, `git clone ...`)."""
+    for block in blocks(path):
+        if any(holding in line for line in block.lines):
+            return [Command(path, block.line + 1 + start, text, block.directives, block.line)
+                    for start, text in logical_lines(list(enumerate(block.lines)))]
+    return []
+
+
+def check_commands(path: Path) -> list[Command]:
+    """The commands of the page's "Check your work" boxes (admonitions with that title), in page order."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    found = []
+    for block in blocks(path):
+        if "admonition" not in block.directives:
+            continue
+        title = next((m["title"] for m in map(ADMONITION.match, reversed(lines[:block.line - 1])) if m), "")
+        if title == CHECK_TITLE:
+            found.extend(block.commands())
+    return found

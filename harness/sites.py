@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import os
+import pwd
 import re
 import socket
 import tomllib
@@ -78,11 +79,20 @@ class Site:
         return options + list(self.sbatch_args) + (list(settings.sbatch_args) if settings else [])
 
     def expand(self, text: str, **places: str | Path) -> str:
-        """`{root}` is the repository (and `{name}` any of `places`); `$VAR` and `~` as a shell would."""
+        """A path of the profile: `{root}` is the repository (and `{name}` any of `places`); `$VAR` and `~` as a shell
+        would. A variable that is not set is an error, not a folder named `$VAR`: the JSC profile keeps the course
+        venv in `$PROJECT_<project>` and the caches in `$SCRATCH_<project>`, which only a member's login has."""
         for name, value in {"root": ROOT, **places}.items():
             text = text.replace("{" + name + "}", str(value))
-        text = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: os.environ.get(m[1]) or m[2], text)  # ${VAR:-default}
-        return os.path.expanduser(os.path.expandvars(text))
+        env = {"USER": pwd.getpwuid(os.geteuid()).pw_name, **os.environ}  # a batch shell may lack $USER
+        text = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m[1]) or m[2], text)  # ${VAR:-default}
+        unset = [m[1] or m[2] for m in re.finditer(r"\$(?:\{(\w+)\}|(\w+))", text) if (m[1] or m[2]) not in env]
+        if unset:
+            raise SiteError(f"{self.path}: `{text}` needs ${unset[0]}, which is not set here: log in as a member of "
+                            f"the course project (at JSC `jutil env activate -p {self.account or '<project>'}` sets "
+                            f"$PROJECT and $SCRATCH; $PROJECT_<project> is set at login)")
+        text = re.sub(r"\$(?:\{(\w+)\}|(\w+))", lambda m: env[m[1] or m[2]], text)
+        return os.path.expanduser(text)
 
     def job(self, name: str) -> JobSettings:
         """The settings of job `name`; a job the profile does not mention gets the defaults."""

@@ -34,8 +34,10 @@ def test_shipped_profiles_load_with_the_course_settings():
     jureca = sites.load(SHIPPED / "jureca-dc.toml")
     assert (jureca.account, jureca.partition, jureca.reservation) == ("training2441", "dc-gpu", "training2441")
     assert jureca.gpus_per_node == 4 and jureca.gpus_real and jureca.cpus_per_task == 128
-    assert jureca.setup[:2] == ["module load Stages/2024", "module load GCC OpenMPI PyTorch"]
-    assert "activate.sh" in jureca.setup[2]
+    assert jureca.setup[1:3] == ["module load Stages/2024", "module load GCC OpenMPI PyTorch"]
+    assert "activate.sh" in jureca.setup[3]
+    activate = 'export PROJECT="$PROJECT_training2441" SCRATCH="$SCRATCH_training2441"'  # jutil env activate's two
+    assert jureca.setup[0] == activate and jureca.venv_setup[0] == activate, "caches and pip's cache go to $SCRATCH"
     assert jureca.job("cats").values["error_rate_max"] == 0.02
     assert "--reservation=training2441" in jureca.sbatch_options()
     assert "--cpus-per-task=1" in jureca.sbatch_options("matrix") and "--cpus-per-task=128" in jureca.sbatch_options("cats")
@@ -132,9 +134,36 @@ def pytester_free_run():
 def test_paths_expand_like_a_shell(monkeypatch):
     site = sites.load(SHIPPED / "local.toml")
     monkeypatch.setenv("HOME", "/home/student")
-    assert site.expand(site.course_venv) == "/home/student/course/venv-template"
+    monkeypatch.setenv("USER", "student")
+    monkeypatch.setenv("PROJECT_training2441", "/p/project1/training2441")
+    assert site.expand(site.course_venv) == "/p/project1/training2441/student/course-check/venv-template"
+    assert site.expand("~/x") == "/home/student/x" and site.expand("$HOME/x") == "/home/student/x"
     monkeypatch.delenv("COURSE_SLURM_STATE", raising=False)
     assert site.expand("${COURSE_SLURM_STATE:-/tmp/course-slurm}/x") == "/tmp/course-slurm/x"
     monkeypatch.setenv("COURSE_SLURM_STATE", "/srv/slurm")
     assert site.expand("${COURSE_SLURM_STATE:-/tmp/course-slurm}/x") == "/srv/slurm/x"
     assert site.expand("{root}/x/{out}", out="/o") == f"{sites.ROOT}/x//o"
+
+
+def test_an_unset_variable_is_one_line_not_a_folder_named_after_it(monkeypatch):
+    """Outside a member's login, `$SCRATCH_training2441/...` would otherwise become a folder of that literal name."""
+    site = sites.load(SHIPPED / "jureca-dc.toml")
+    monkeypatch.delenv("SCRATCH_training2441", raising=False)
+    with pytest.raises(SiteError) as error:
+        site.expand(site.caches.fastai_home)
+    assert "needs $SCRATCH_training2441, which is not set here" in one_line(error)
+    assert "jutil env activate -p training2441" in str(error.value)
+
+
+def test_jureca_keeps_code_in_project_and_data_in_scratch_never_in_the_home(monkeypatch):
+    """JSC's $HOME holds at most 11,000 files (JSC FAQ "What data quotas do exist"): the course venv goes to $PROJECT,
+    the caches and the packed data to $SCRATCH, as the book's "Where your files go" says."""
+    monkeypatch.setenv("HOME", "/p/home/jusers/student/jureca")
+    monkeypatch.setenv("USER", "student")
+    monkeypatch.setenv("PROJECT_training2441", "/p/project1/training2441")
+    monkeypatch.setenv("SCRATCH_training2441", "/p/scratch/training2441")
+    site = sites.load(SHIPPED / "jureca-dc.toml")
+    assert site.expand(site.course_venv).startswith("/p/project1/training2441/student/")
+    data = [site.caches.fastai_home, site.caches.torch_home, site.job("loaders").values["packed_dir"],
+            site.job("ddp").values["packed_dir"]]
+    assert all(site.expand(path).startswith("/p/scratch/training2441/student/") for path in data), data

@@ -1,13 +1,18 @@
-"""The student's path through day 1: the book's exercise commands, in the book's order, typed into one real bash,
-on the local Slurm cluster, as the course user with a scratch HOME.
+"""The student's path through day 1: the book's commands, in the book's order, typed into one real bash, on the
+login node of the local Slurm cluster as the course user, in the course user's real home: a file system of at most
+330 files (JSC's 11,000, scaled to the stand-ins: slurm/local-cluster/start.sh). And the same book on a laptop.
 
-Which commands: those of the {exercise} and {solution} blocks of the matrix, venv and cats lessons, in page order
-(`harness.bookcommands.student_steps`; `test_the_walk_takes_the_exercise_commands_of_the_day_one_lessons` pins the
-list against the real pages). The lessons' console blocks show the same commands with example output, plus
-demonstrations that are not steps (`scancel 412169`; a cat job submitted before the prefetch, which hangs without
-internet on JURECA). Not walked: the modules lesson (`module spider`/`torchvision` need JSC's real module tree),
-the TensorBoard lesson (a laptop, an SSH tunnel and a server that runs until Ctrl+C: tests/test_tunnel.py proves
-it), and the login lesson (`ssh jureca`).
+Which commands: before-the-course's step 7 ("Where your files go": `jutil env activate -p training2441`, the folders
+in $PROJECT and $SCRATCH, the clone, the `~/course` link, `jutil user dataquota`), then those of the {exercise} and
+{solution} blocks of the matrix, venv and cats lessons, in page order (`harness.bookcommands.student_steps`;
+`test_the_walk_takes_the_exercise_commands_of_the_day_one_lessons` pins the list against the real pages), and the
+"Check your work" boxes of the matrix and cats lessons (`python -m pytest --target exercises -k ...`, in the course
+folder, with the course venv active: the matrix box after the venv lesson, as the venv brings pytest on JURECA).
+The lessons' console blocks show the same commands with example output, plus demonstrations that are not steps
+(`scancel 412169`; a cat job submitted before the prefetch, which hangs without internet on JURECA). Not walked on
+the cluster: the modules lesson (`module spider`/`torchvision` need JSC's real module tree), the TensorBoard lesson
+(a laptop, an SSH tunnel and a server that runs until Ctrl+C: tests/test_tunnel.py proves it), and the login lesson
+(`ssh jureca`).
 
     book/matrix.md  cd ~/course/exercises · module load Stages/2024 · module load GCC OpenMPI PyTorch ·
                     python matrix.py · cd ~/course/exercises · sbatch ../slurm/jureca-matrix.sbatch · squeue --me · cat output.<id> ·
@@ -20,12 +25,14 @@ it), and the login lesson (`ssh jureca`).
 
 The adaptations, and no others:
 
-1. `git clone ... ~/course` is a scratch copy of this course (copy_course) at `$HOME/course` of a scratch HOME,
+1. `git clone ... $PROJECT/$USER/course` is a scratch copy of this course (copy_course) where the clone would go,
    with the exercises done: the files of solutions/ copied over those of exercises/ (exercises/matrix.py itself
-   raises NotImplementedError until the student fills it in).
-2. Module loads work the way the site profile slurm/sites/local.toml says: the shell first sources Lmod's
-   `init/bash` and runs the profile's `export MODULEPATH=...` line (the local cluster's JSC-like tree); a JURECA
-   login shell has both already.
+   raises NotImplementedError until the student fills it in). The login's `$PROJECT_training2441` and
+   `$SCRATCH_training2441` are folders of the test's tmp_path (each walk its own); `jutil env activate` exports
+   them as $PROJECT and $SCRATCH.
+2. What a JURECA login shell has already: the shell sources Lmod's `init/bash`, runs local.toml's `export
+   MODULEPATH=...` line (the local cluster's JSC-like tree) and sources start.sh's stand-in of JSC's `jutil`
+   (`env activate -p` and `user dataquota` only; $STATE/etc/jutil.sh).
 3. `sbatch` is a small wrapper that puts local.toml's command-line options for the job
    (`site.sbatch_options(job)`: --partition, --cpus-per-task=2, 1 for the matrix job, as the local nodes have 2
    cores and not 128, --account, --reservation) in front of the student's arguments, as `pytest --cluster` does.
@@ -35,20 +42,28 @@ The adaptations, and no others:
 5. `watch squeue --me` becomes one `squeue --me`; after it, and after a plain `squeue --me` (the solution follows
    the job "PD, then R, then gone"), the walk waits until the submitted jobs have left the queue. At the end of each
    lesson it waits for the lesson's jobs, as a student reads their output before going on.
-6. The data set and the weights are stand-ins seeded into the scratch HOME's caches (`python -m harness.minipets
-   --fastai-home ~/.fastai --torch-home ~/.cache/torch`): this machine has no internet. `python cats.py --prefetch`
-   still runs, and must succeed, on the "login node".
+6. The data set and the weights are stand-ins (harness.minipets, seeded into a scratch folder), copied just before
+   `python cats.py --prefetch` to where the student's shell sends downloads
+   (`cp -r ... "${FASTAI_HOME:-$HOME/.fastai}"`, the same for TORCH_HOME): this machine has no internet. The prefetch still runs, and must succeed, on the
+   "login node".
 7. `export EPOCHS=2 SIZE=32` in the shell before the cats lesson (the knobs cats.py reads; sbatch passes the
    environment on): a short CPU run.
 8. Each lesson starts in `~/course/exercises`, where the book tells the student to work ("Then work in
    ~/course/exercises", matrix lesson) and where the course checker starts every page (harness.coursecheck.WORK).
+9. A "Check your work" box starts with `cd ~/course`: the box says "in the course folder".
 
 A failing command fails the test with its page, line, command and output; a job that does not complete with its
 state and the end of its output and error files. The whole walk is kept in `walk.log` in the test's tmp_path.
+The home's limit is proven both ways: the walk ends with `jutil user dataquota` below the soft limit, and
+`test_caches_kept_in_the_home_overflow_its_file_limit` fails the same steps on a copy whose venv leaves the caches
+in the home.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import pwd
 import queue
 import re
 import shlex
@@ -60,13 +75,15 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Iterator
 from pathlib import Path
 
 import pytest
 
 from harness import sites
 from harness.coursecheck import WORK
-from harness.bookcommands import Step, example_job_ids, student_steps, with_job_id
+from harness.bookcommands import (Command, Step, block_commands, check_commands, example_job_ids, student_steps,
+                                  with_job_id)
 from harness.course_copy import copy_course
 from harness.localcluster import LocalCluster, clean_env
 from harness.requires import require
@@ -74,6 +91,14 @@ from harness.slurm import tail
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ("book/matrix.md", "book/venv.md", "book/cats.md")
+SETUP_PAGE, SETUP_MARK = "book/before-the-course.md", "jutil env activate"  # step 7: where the files go
+# The "Check your work" boxes typed on the login node, after the lesson where the course venv is active: the matrix
+# box after the venv lesson (its `python -m pytest` needs the venv on JURECA), the cats box after the cats lesson
+CHECKS_AFTER = {"book/venv.md": "book/matrix.md", "book/cats.md": "book/cats.md"}
+STATE = Path(os.environ.get("COURSE_SLURM_STATE", "/tmp/course-slurm"))
+JUTIL = STATE / "etc" / "jutil.sh"  # start.sh's stand-in of JSC's login environment (jutil, $PROJECT_<project>)
+PROJECT_VARS = ("PROJECT_training2441", "SCRATCH_training2441")
+HOME_LOCK = Path("/tmp/course-home.lock")  # the walks that use the course user's one home take turns
 KNOBS = {"book/cats.md": {"EPOCHS": "2", "SIZE": "32"}}  # exported before the lesson (adaptation 7)
 LMOD_INIT = Path("/usr/share/lmod/lmod/init/bash")
 STEP_TIMEOUT_S = 600  # one command (setup.sh and the prefetch are the slow ones)
@@ -81,7 +106,8 @@ JOB_TIMEOUT_S = 900  # one job, queue included
 EPOCH_LINE = re.compile(r"^(\d+)\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+:\d+\s*$", re.MULTILINE)
 # Variables of the test's own process that a student's login shell does not have
 NOT_THE_STUDENTS = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "FASTAI_HOME", "TORCH_HOME", "XDG_CACHE_HOME",
-                    "COURSE_VENV", "EPOCHS", "SIZE", "OLDPWD", "PWD", "CUDA_VISIBLE_DEVICES")
+                    "COURSE_VENV", "EPOCHS", "SIZE", "OLDPWD", "PWD", "CUDA_VISIBLE_DEVICES", "CI", "HF_HOME",
+                    "PIP_CACHE_DIR", "PROJECT", "SCRATCH", *PROJECT_VARS)
 NOT_THE_STUDENTS_PREFIXES = ("SLURM_", "SRUN_", "SBATCH_", "PYTEST_", "LMOD", "__LMOD", "CONDA")
 
 
@@ -108,6 +134,13 @@ def test_the_walk_takes_the_exercise_commands_of_the_day_one_lessons():
             ("cat output.<jobid>", False, False), ("ls models runs", False, False),
             ("EPOCHS=1 sbatch ../slurm/fastai.sbatch", True, False)],
     }, "the day-1 exercise commands changed: update this list and the module docstring, then run the walk"
+    assert [c.text for c in block_commands(ROOT / SETUP_PAGE, SETUP_MARK)] == [
+        "jutil env activate -p training2441", "mkdir -p $PROJECT/$USER",
+        "git clone {{ course_repository }} $PROJECT/$USER/course", "ln -sfn $PROJECT/$USER/course ~/course",
+        "jutil user dataquota"]
+    assert {page: [c.text for c in check_commands(ROOT / page)] for page in CHECKS_AFTER.values()} == {
+        "book/matrix.md": ["python -m pytest --target exercises -k matrix"],
+        "book/cats.md": ["python -m pytest --target exercises -k cats"]}
     assert with_job_id("cat output.412169", "57", example_job_ids(ROOT / "book/matrix.md")) == "cat output.57"
     assert with_job_id("cat output.<jobid>", "57") == "cat output.57"
 
@@ -260,6 +293,85 @@ class Walk:
         return next(r.output for r in self.ran if r.command.startswith(command_start))
 
 
+@contextlib.contextmanager
+def course_home() -> Iterator[tuple[Path, int]]:
+    """The course user's real home, the tmpfs with a file limit that start.sh mounts there (JSC's 11,000 files, scaled
+    to the stand-ins), and that limit. The walks that use it take turns (a file lock); afterwards the entries they
+    make at its top (the ~/course link, caches a broken copy put there) are removed, so the next walk starts as a
+    fresh login would."""
+    home = Path(pwd.getpwuid(os.geteuid()).pw_dir)
+    mounted = any(line.split()[:3] == ["course-home", str(home), "tmpfs"]
+                  for line in Path("/proc/mounts").read_text().splitlines())
+    require(mounted and JUTIL.is_file(), f"the course user's home {home} has no file limit, or {JUTIL} is missing: "
+            "run `sudo bash slurm/local-cluster/start.sh` of this version (it mounts the home with JSC's quota)")
+    with HOME_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ours = [home / "course", home / ".fastai", home / ".cache" / "torch", home / ".cache" / "pip"]
+        there = {path for path in ours if path.exists() or path.is_symlink()}
+        try:
+            yield home, os.statvfs(home).f_files
+        finally:
+            for path in ours:
+                if path not in there and path.is_symlink():
+                    path.unlink()
+                elif path not in there and path.exists():
+                    shutil.rmtree(path)
+
+
+def login(walk: "Walk", site: sites.Site, wrapper: Path) -> None:
+    """Adaptations 2 and 3: what a JURECA login shell has already (Lmod, the module tree, jutil) and the sbatch
+    wrapper."""
+    modulepath = [line for line in site.venv_setup if line.startswith("export MODULEPATH=")]
+    assert len(modulepath) == 1, f"{site.path} should set MODULEPATH in venv_setup (the local module tree)"
+    walk.type("login", None, f"source {LMOD_INIT} && {modulepath[0]} && source {JUTIL}")
+    walk.type("login", None, f'sbatch() {{ {shlex.quote(str(wrapper))} "$@"; }}')
+
+
+def set_up(walk: "Walk", solved: bool = True) -> Path:
+    """Step 7 of before-the-course, typed as written, except `git clone`: a copy of this course goes where the clone
+    would (adaptation 1), with the exercises done. Returns the course folder (in $PROJECT)."""
+    commands = block_commands(ROOT / SETUP_PAGE, SETUP_MARK)
+    assert [c.text.split()[0] for c in commands][:4] == ["jutil", "mkdir", "git", "ln"], commands
+    course = None
+    for command in commands:
+        step = Step(command, command.text, submits=False, waits=False)
+        if command.text.startswith("git clone "):
+            destination = walk.type(SETUP_PAGE, step, f"echo {command.text.split()[-1]}").output.strip()
+            course = copy_course(ROOT, Path(destination))
+            if solved:
+                for program in (course / "solutions").iterdir():
+                    if program.is_file():
+                        shutil.copy2(program, course / "exercises" / program.name)
+            continue
+        walk.type(SETUP_PAGE, step, command.text)
+    assert course is not None
+    return course
+
+
+def seed_caches(walk: "Walk", page: str, downloads: Path) -> None:
+    """Adaptation 6: the download, as a copy of the stand-ins (seeded once into `downloads`) to where the student's
+    shell sends it: FASTAI_HOME and TORCH_HOME as the course venv set them, else fastai's and torch's own defaults in
+    the home."""
+    if not (downloads / "fastai").is_dir():
+        seeded = subprocess.run([sys.executable, "-m", "harness.minipets", "--fastai-home", str(downloads / "fastai"),
+                                 "--torch-home", str(downloads / "torch")], cwd=ROOT, capture_output=True, text=True,
+                                timeout=600)
+        assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    fastai, torch = '"${FASTAI_HOME:-$HOME/.fastai}"', '"${TORCH_HOME:-$HOME/.cache/torch}"'
+    walk.type(page, None, f"mkdir -p {fastai} {torch} && cp -r {shlex.quote(str(downloads / 'fastai'))}/. {fastai}/ "
+                          f"&& cp -r {shlex.quote(str(downloads / 'torch'))}/. {torch}/")
+
+
+def dataquota(output: str) -> dict[str, tuple[str, int, int, int]]:
+    """`jutil user dataquota`'s rows: name -> (folder, files, soft, hard)."""
+    rows = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[2].isdigit():
+            rows[parts[0]] = (parts[1], int(parts[2]), int(parts[3]), int(parts[4]))
+    return rows
+
+
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_a_student_follows_day_one_on_the_local_cluster(local_slurm: LocalCluster, tmp_path: Path):
@@ -267,51 +379,62 @@ def test_a_student_follows_day_one_on_the_local_cluster(local_slurm: LocalCluste
     real_sbatch = shutil.which("sbatch")
     assert real_sbatch is not None
     site = sites.load(ROOT / "slurm" / "sites" / "local.toml")
-    modulepath = [line for line in site.venv_setup if line.startswith("export MODULEPATH=")]
-    assert len(modulepath) == 1, f"{site.path} should set MODULEPATH in venv_setup (the local module tree)"
-
-    # adaptation 1: the clone, with the exercises done
-    home = tmp_path / "home"
-    course = copy_course(ROOT, home / "course")
-    for program in (course / "solutions").iterdir():
-        if program.is_file():
-            shutil.copy2(program, course / "exercises" / program.name)
-    # adaptation 6: the caches the login node's download would fill
-    seeded = subprocess.run([sys.executable, "-m", "harness.minipets", "--fastai-home", str(home / ".fastai"),
-                             "--torch-home", str(home / ".cache" / "torch")], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600)
-    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
     bin_folder = tmp_path / "bin"
     wrapper = sbatch_wrapper(bin_folder, site, real_sbatch)  # adaptation 3
+    # the project's folders of this walk ($PROJECT_training2441 and $SCRATCH_training2441 of its login)
+    folders = {name: tmp_path / name.split("_")[0].lower() for name in PROJECT_VARS}
+    for folder in folders.values():
+        folder.mkdir()
 
-    terminal = Terminal(student_env(home, bin_folder), home)
-    walk = Walk(terminal, local_slurm, course / "exercises", tmp_path / "walk.log")
-    started = time.monotonic()
-    try:
-        walk.type("login", None, f"source {LMOD_INIT} && {modulepath[0]}")  # adaptation 2
-        walk.type("login", None, f'sbatch() {{ {shlex.quote(str(wrapper))} "$@"; }}')  # adaptation 3
-        for page in PAGES:
-            examples = example_job_ids(course / page)
-            walk.type(page, None, f"cd ~/{WORK}")  # adaptation 8
-            if page in KNOBS:  # adaptation 7
-                walk.type(page, None, "export " + " ".join(f"{k}={v}" for k, v in KNOBS[page].items()))
-            last_job = ""
-            for step in student_steps(course / page):
-                command = with_job_id(step.run, last_job, examples) if last_job else step.run  # adaptation 4
-                ran = walk.type(page, step, command)
-                if step.submits:
-                    ids = re.findall(r"Submitted batch job (\d+)", ran.output)
-                    assert ids, f"{page}:{step.command.line}: `{command}` printed no job id:\n{ran.output}"
-                    last_job = ids[-1]
-                    local_slurm.jobs.append(last_job)  # cancelled at teardown if the walk fails
-                    walk.jobs.append(Submitted(page, step, command, last_job))
-                if step.waits:  # adaptation 5
-                    walk.wait()
-            walk.wait()
-    finally:
-        terminal.close()
-        with walk.log.open("a") as log:
-            log.write(f"--- the walk took {time.monotonic() - started:.0f} s\n")
+    with course_home() as (home, home_files_max):
+        terminal = Terminal({**student_env(home, bin_folder), **{k: str(v) for k, v in folders.items()}}, home)
+        walk = Walk(terminal, local_slurm, tmp_path / "exercises-not-yet", tmp_path / "walk.log")
+        started = time.monotonic()
+        try:
+            login(walk, site, wrapper)
+            course = set_up(walk)  # adaptation 1
+            walk.exercises = course / "exercises"
+            for page in PAGES:
+                examples = example_job_ids(course / page)
+                walk.type(page, None, f"cd ~/{WORK}")  # adaptation 8
+                if page in KNOBS:  # adaptation 7
+                    walk.type(page, None, "export " + " ".join(f"{k}={v}" for k, v in KNOBS[page].items()))
+                last_job = ""
+                for step in student_steps(course / page):
+                    if step.run.startswith("python cats.py --prefetch"):
+                        seed_caches(walk, page, tmp_path / "downloads")  # adaptation 6
+                    command = with_job_id(step.run, last_job, examples) if last_job else step.run  # adaptation 4
+                    ran = walk.type(page, step, command)
+                    if step.submits:
+                        ids = re.findall(r"Submitted batch job (\d+)", ran.output)
+                        assert ids, f"{page}:{step.command.line}: `{command}` printed no job id:\n{ran.output}"
+                        last_job = ids[-1]
+                        local_slurm.jobs.append(last_job)  # cancelled at teardown if the walk fails
+                        walk.jobs.append(Submitted(page, step, command, last_job))
+                    if step.waits:  # adaptation 5
+                        walk.wait()
+                walk.wait()
+                if page in CHECKS_AFTER:  # the "Check your work" box, "in the course folder" (adaptation 9)
+                    walk.type(CHECKS_AFTER[page], None, "cd ~/course")
+                    for command in check_commands(course / CHECKS_AFTER[page]):
+                        walk.type(CHECKS_AFTER[page], Step(command, command.text, False, False), command.text)
+            quota = walk.type(SETUP_PAGE, None, "jutil user dataquota").output
+        finally:
+            terminal.close()
+            with walk.log.open("a") as log:
+                log.write(f"--- the walk took {time.monotonic() - started:.0f} s\n")
+
+    # the home stayed small: the course's files went to $PROJECT, its data to $SCRATCH
+    rows = dataquota(quota)
+    assert rows["HOME"][3] == home_files_max and rows["HOME"][1] <= rows["HOME"][2], quota
+    assert (rows["PROJECT"][0], rows["SCRATCH"][0]) == (str(folders["PROJECT_training2441"]),
+                                                        str(folders["SCRATCH_training2441"])), quota
+    assert (folders["SCRATCH_training2441"] / os.environ.get("USER", pwd.getpwuid(os.geteuid()).pw_name) / "cache"
+            / "fastai" / "data" / "oxford-iiit-pet" / "images").is_dir(), "the data set did not go to $SCRATCH"
+    assert course.resolve().is_relative_to(folders["PROJECT_training2441"].resolve()), course
+    checks = [r for r in walk.ran if "--target exercises" in r.command]
+    assert len(checks) == 2 and all(re.search(r"\b\d+ passed\b", r.output) for r in checks), \
+        [r.output[-500:] for r in checks]
 
     # every job completed
     for job in walk.jobs:
@@ -352,3 +475,134 @@ def test_a_student_follows_day_one_on_the_local_cluster(local_slurm: LocalCluste
     assert EPOCH_LINE.search(walk.output_of(f"cat output.{cats[0].job_id}")), "`cat output.<jobid>` shows no epochs"
     assert (exercises / "models" / "model.pth").is_file()
     assert "model.pth" in walk.output_of("ls models runs")
+
+
+@pytest.mark.slurm
+def test_caches_kept_in_the_home_overflow_its_file_limit(local_slurm: LocalCluster, tmp_path: Path):
+    """The broken copy: the course as it was, its venv leaving the caches where fastai and torch put them by default
+    (`~/.fastai`, `~/.cache/torch`). The walk's own steps, set-up, venv lesson and the cats lesson's download (the
+    stand-ins' copy, adaptation 6), then stop at the home's file limit with the error a tmpfs gives, "No space
+    left on device" (JSC's quota says "Disk quota exceeded"); the same steps with the course's venv pass in the walk
+    above. It needs no job, only the local cluster's home and modules."""
+    require(LMOD_INIT.is_file(), f"Lmod is not installed ({LMOD_INIT} missing): sudo bash slurm/local-cluster/start.sh")
+    site = sites.load(ROOT / "slurm" / "sites" / "local.toml")
+    bin_folder = tmp_path / "bin"
+    wrapper = sbatch_wrapper(bin_folder, site, shutil.which("sbatch") or "sbatch")
+    folders = {name: tmp_path / name.split("_")[0].lower() for name in PROJECT_VARS}
+    for folder in folders.values():
+        folder.mkdir()
+    with course_home() as (home, home_files_max):
+        terminal = Terminal({**student_env(home, bin_folder), **{k: str(v) for k, v in folders.items()}}, home)
+        walk = Walk(terminal, local_slurm, tmp_path, tmp_path / "walk.log")
+        try:
+            login(walk, site, wrapper)
+            course = set_up(walk)
+            (course / "venv-template" / "caches.sh").write_text("course_caches() { :; }  # the broken copy\n")
+            for step in student_steps(course / "book/venv.md"):
+                walk.type("book/venv.md", step, step.run)
+            with pytest.raises(pytest.fail.Exception) as failed:
+                seed_caches(walk, "book/cats.md", tmp_path / "downloads")
+        finally:
+            terminal.close()
+    message = str(failed.value)
+    assert "No space left on device" in message and f"{home}/.fastai/" in message, \
+        f"the caches in the home ({home_files_max} files at most) should not fit:\n{message[-2000:]}"
+
+
+LAPTOP_PAGES = ("book/matrix.md", "book/cats.md", "book/tensorboard.md", "book/data-formats.md", "book/ddp.md")
+ACTIVATE = re.compile(r"`(source \.venv/bin/activate)`")  # the book's one line for a laptop (book/intro.md)
+DDP_ON_A_LAPTOP = re.compile(r"`(DATA=\S+ EPOCHS=1 torchrun --standalone [^`]+)`")
+
+
+@pytest.mark.slow
+def test_a_student_types_the_book_on_a_laptop(tmp_path: Path):
+    """The book's laptop commands in one bash, as a normal user without a Slurm cluster, after the README's set-up:
+    the intro's `source .venv/bin/activate`, then the cats lesson's short CPU run, the packing of exercise 4 and
+    exercise 5's two-process torchrun (their exercise's folder), and every lesson's "Check your work" box in the
+    course folder. Adaptations: the course is a copy with the exercises done and the project's `.venv` linked in
+    (what `bash setup.sh` makes); the data set and weights are the stand-ins in fastai's and torch's default caches
+    in the scratch home (no internet here); `SLURM_CONF` names no cluster, so the boxes' cluster checks say "not
+    checked", as on a laptop. Each command must exit 0, and each box must pass its checks."""
+    home = tmp_path / "home"
+    course = copy_course(ROOT, home / "course")
+    for program in (course / "solutions").iterdir():
+        if program.is_file():
+            shutil.copy2(program, course / "exercises" / program.name)
+    (course / ".venv").symlink_to(ROOT / ".venv")
+    seeded = subprocess.run([sys.executable, "-m", "harness.minipets", "--fastai-home", str(home / ".fastai"),
+                             "--torch-home", str(home / ".cache" / "torch")], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600)
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    intro = (ROOT / "book" / "intro.md").read_text()
+    activate = ACTIVATE.findall(intro)
+    assert len(activate) == 1, "book/intro.md should tell a laptop reader once: `source .venv/bin/activate`"
+    cats_run = [c.text for c in block_commands(ROOT / "book" / "cats.md", "EPOCHS=1 SIZE=64 python cats.py")]
+    pack = [c.text for c in block_commands(ROOT / "book" / "data-formats.md", "python pack.py")
+            if c.text.startswith("python pack.py")]
+    ddp = DDP_ON_A_LAPTOP.findall((ROOT / "book" / "ddp.md").read_text())
+    assert cats_run == ["EPOCHS=1 SIZE=64 python cats.py"] and len(pack) == 1 and len(ddp) == 1, (cats_run, pack, ddp)
+
+    env = student_env(home, tmp_path / "bin")
+    env.update(SLURM_CONF=str(tmp_path / "no-cluster" / "slurm.conf"))
+    terminal = Terminal(env, home)
+    walk = Walk(terminal, LocalCluster(), course / "exercises", tmp_path / "walk.log")
+    try:
+        walk.type("book/intro.md", None, "cd ~/course")
+        walk.type("book/intro.md", None, activate[0])
+        assert walk.type("book/intro.md", None, "command -v python pytest torchrun").output.count("/.venv/bin/") == 3
+        walk.type("book/cats.md", None, "cd ~/course/exercises")
+        walk.type("book/cats.md", None, cats_run[0])
+        walk.type("book/data-formats.md", None, pack[0])
+        walk.type("book/ddp.md", None, ddp[0])
+        walk.type("book/intro.md", None, "cd ~/course")
+        for page in LAPTOP_PAGES:
+            for command in check_commands(ROOT / page):
+                ran = walk.type(page, Step(command, command.text, False, False), command.text)
+                summary = ran.output.strip().splitlines()[-1]
+                assert re.search(r"\b\d+ passed\b", summary) and "failed" not in summary, f"{page}: {summary}"
+    finally:
+        terminal.close()
+    assert (course / "exercises" / "models" / "model.pth").is_file()
+    assert (course / "exercises" / "packed" / "pets.h5").is_file()
+
+
+def test_the_recap_counts_the_exercises_the_self_check_runs():
+    """book/recap.md says how many exercises `pytest --target exercises` checks: the registry's count."""
+    from harness.exercises import all_exercises
+
+    words = {3: "three", 4: "four", 5: "five", 6: "six", 7: "seven"}
+    count = len(all_exercises())
+    recap = (ROOT / "book" / "recap.md").read_text()
+    named = set(re.findall(r"checks of all (\w+) exercises", recap))
+    assert named == {words[count]}, f"book/recap.md names {named}, the registry holds {count} exercises"
+
+
+# Packages of the project's .venv (requirements.txt) that the course venv on JURECA has neither from pip
+# (venv-template/requirements.txt) nor from the modules: the book's build and the browser tests need them
+NOT_IN_THE_COURSE_VENV = ("jupyter_book", "sphinx_exercise", "sphinx_copybutton", "jupytext", "nbclient", "nbformat",
+                          "myst_nb", "ipykernel", "playwright", "lmdb")
+
+
+def test_the_self_check_needs_only_what_the_course_venv_has(tmp_path: Path):
+    """The "Check your work" boxes on JURECA run in the course venv, where the packages of the book's build are
+    missing (the local module tree hides this: it exposes the whole project .venv). Each of them made unimportable
+    (a module of that name that raises ImportError, first on the path; pytest-xdist left out as `-p no:xdist`),
+    `python -m pytest --target exercises` still collects every exercise's checks. The same without `--target`
+    (all of the course team's tests) fails at collection: the blockers work."""
+    for name in NOT_IN_THE_COURSE_VENV:
+        (tmp_path / f"{name}.py").write_text(f"raise ImportError('{name} is not in the course venv')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+
+    def collect(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+                               "--collect-only", "-q", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    student = collect("--target", "exercises")
+    assert student.returncode == 0, student.stdout[-3000:] + student.stderr[-2000:]
+    from harness.exercises import all_exercises
+    for exercise in all_exercises():
+        for test in exercise.tests:
+            assert f"{test}::" in student.stdout, f"{test} ({exercise.heading}) was not collected"
+    team = collect()
+    assert team.returncode != 0 and "is not in the course venv" in team.stdout + team.stderr, team.stdout[-2000:]

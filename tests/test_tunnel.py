@@ -171,21 +171,62 @@ def test_untouched_exercise_exits_with_one_todo_line(course_root: Path, tmp_path
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"TODO: {name}: "), result.stderr
 
 
-def test_ssh_config_example_is_the_same_tunnel(course_root: Path, sshd: parts.SshServer,
-                                               tensorboard_server: parts.Running, tmp_path: Path) -> None:
-    """The `~/.ssh/config` form from the book, pointed at the test sshd, carries TensorBoard like tunnel.sh."""
-    example = (course_root / "solutions" / "ssh_config.example").read_text()
-    resolved = subprocess.run(["ssh", "-G", "-F", str(course_root / "solutions" / "ssh_config.example"), "jureca"],
-                              capture_output=True, text=True, check=True).stdout
-    assert "hostname jureca.fz-juelich.de" in resolved and "localforward 9999 [localhost]:9999" in resolved
-    local_port = parts.free_port()
+def _example_for(example: str, sshd: parts.SshServer, local_port: int, remote_port: int) -> str:
+    """The book's `~/.ssh/config` entries pointed at the test sshd: every host name, user, key and port ours."""
     ours = {"HostName": "127.0.0.1", "User": sshd.user, "IdentityFile": str(sshd.key),
-            "LocalForward": f"{local_port} localhost:{tensorboard_server.port}"}
+            "LocalForward": f"{local_port} localhost:{remote_port}"}
     config = re.sub(r"^(\s+)(HostName|User|IdentityFile|LocalForward) .*$",
                     lambda m: f"{m[1]}{m[2]} {ours[m[2]]}", example, flags=re.M)
-    config += (f"    Port {sshd.port}\n    UserKnownHostsFile {sshd.known_hosts}\n    GlobalKnownHostsFile /dev/null\n"
-               "    StrictHostKeyChecking yes\n    BatchMode yes\n    IdentitiesOnly yes\n")
-    (tmp_path / "config").write_text(config)
-    with parts.started("ssh -N jureca", ["ssh", "-F", str(tmp_path / "config"), "-N", "jureca"], tmp_path / "ssh.log",
-                       lambda: parts.answers_http(f"http://127.0.0.1:{local_port}/"), timeout=30):
+    pinned = (f"    Port {sshd.port}\n    UserKnownHostsFile {sshd.known_hosts}\n    GlobalKnownHostsFile /dev/null\n"
+              "    StrictHostKeyChecking yes\n    BatchMode yes\n    IdentitiesOnly yes\n    ConnectTimeout 10\n")
+    return re.sub(r"^(Host .*\n)", lambda m: m[1] + pinned, config, flags=re.M)
+
+
+def test_ssh_config_example_keeps_the_tunnel_out_of_the_login_entry(course_root: Path) -> None:
+    """`ssh jureca` (any login node) forwards nothing; `jureca-tunnel` forwards, to the same one node as `jureca01`."""
+    example = course_root / "solutions" / "ssh_config.example"
+
+    def resolved(host: str) -> dict[str, list[str]]:
+        lines = subprocess.run(["ssh", "-G", "-F", str(example), host], capture_output=True, text=True,
+                               check=True).stdout.splitlines()
+        found: dict[str, list[str]] = {}
+        for line in lines:
+            key, _, value = line.partition(" ")
+            found.setdefault(key, []).append(value)
+        return found
+
+    login, node, tunnel = resolved("jureca"), resolved("jureca01"), resolved("jureca-tunnel")
+    assert login["hostname"] == ["jureca.fz-juelich.de"] and "localforward" not in login, login
+    assert "localforward" not in node, node
+    assert tunnel["localforward"] == ["9999 [localhost]:9999"] and tunnel["exitonforwardfailure"] == ["yes"], tunnel
+    assert tunnel["hostname"] == node["hostname"] != login["hostname"], \
+        "the tunnel must end on one login node, the one `ssh jureca01` logs in to, not on any behind jureca"
+
+
+def test_ssh_config_example_is_the_same_tunnel(course_root: Path, sshd: parts.SshServer,
+                                               tensorboard_server: parts.Running, tmp_path: Path) -> None:
+    """The `~/.ssh/config` form from the book, pointed at the test sshd, carries TensorBoard like tunnel.sh, and a
+    second login (`ssh jureca`) works while the tunnel holds its port.
+
+    The broken copy, the tunnel's LocalForward in the `jureca` entry as the course had it, makes that second login
+    fail with ssh's "Could not request local forwarding" (ExitOnForwardFailure), which is why the entries are apart."""
+    example = (course_root / "solutions" / "ssh_config.example").read_text()
+    local_port = parts.free_port()
+    (tmp_path / "config").write_text(_example_for(example, sshd, local_port, tensorboard_server.port))
+    login = ["ssh", "-F", str(tmp_path / "config"), "jureca", "true"]
+    with parts.started("ssh -N jureca-tunnel", ["ssh", "-F", str(tmp_path / "config"), "-N", "jureca-tunnel"],
+                       tmp_path / "ssh.log", lambda: parts.answers_http(f"http://127.0.0.1:{local_port}/"),
+                       timeout=30):
         assert LOSS_TAG in json.dumps(get_json(local_port, "/data/plugin/scalars/tags"))
+        second = subprocess.run(login, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 0, f"`ssh jureca` failed while the tunnel is open: {second.stderr}"
+
+        # the broken copy: the tunnel's lines in the login entry
+        forward = re.search(r"^\s+LocalForward .*\n(?:\s+ExitOnForwardFailure .*\n)?", example, flags=re.M)
+        assert forward is not None
+        broken = example.replace(forward[0], "")
+        broken = re.sub(r"^(Host jureca jureca01\n)", lambda m: m[1] + forward[0], broken, flags=re.M)
+        (tmp_path / "broken").write_text(_example_for(broken, sshd, local_port, tensorboard_server.port))
+        refused = subprocess.run(["ssh", "-F", str(tmp_path / "broken"), "jureca", "true"], capture_output=True,
+                                 text=True, timeout=60)
+        assert refused.returncode != 0 and "Could not request local forwarding" in refused.stderr, refused

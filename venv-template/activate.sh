@@ -15,6 +15,9 @@ __course_activate() {
     local status=0
     # shellcheck source=modules.sh
     source "$here/modules.sh"
+    # shellcheck source=caches.sh
+    source "$here/caches.sh"
+    course_caches
     if ! course_load_modules; then
         status=1
     elif [[ ! -f $here/venv/bin/activate ]]; then

@@ -17,6 +17,9 @@ die() { echo "setup.sh: error: $*" >&2; exit 1; }
 
 # shellcheck source=modules.sh
 source "$HERE/modules.sh"
+# shellcheck source=caches.sh
+source "$HERE/caches.sh"
+course_caches   # pip's cache (thousands of files) goes under $SCRATCH, not into the home
 set +u  # Lmod's shell functions read variables that may be unset
 course_load_modules || exit 1
 set -u

@@ -45,6 +45,11 @@ die() { echo "start.sh: error: $*" >&2; exit 1; }
 say() { echo "start.sh: $*"; }
 
 [[ $(id -u) -eq 0 ]] || die "needs root (daemons, mknod, /etc/slurm, /etc/hosts): run: sudo bash $0"
+# The daemons started below must not inherit the caller's open files: `flock LOCK bash start.sh` holds its lock on
+# one, and munged, mariadbd or slurmdbd keeping it open would hold the lock for as long as the cluster runs.
+for fd in $(ls /proc/$$/fd); do
+    case $fd in 0 | 1 | 2 | 255) ;; *) eval "exec $fd>&-" 2>/dev/null || true ;; esac
+done
 [[ $STATE == /* ]] || die "COURSE_SLURM_STATE must be an absolute path, not '$STATE'"
 
 # --- packages -------------------------------------------------------------------------------------------
@@ -96,6 +101,107 @@ chmod 755 "$STATE/munge"  # users reach munged through its socket; the key insid
 export SLURM_CONF=$STATE/etc/slurm.conf
 printf '%s\n' "${USERS[@]}" >"$STATE/etc/users.new" && mv "$STATE/etc/users.new" "$STATE/etc/users"
 chmod 644 "$STATE/etc/users"
+
+# --- JSC's file systems for the course user: a home with a file quota, $PROJECT and $SCRATCH -------------
+# (this section only; slurm/local-cluster/README.md, "The home quota", says why and how to try it)
+# JSC: $HOME 10,000 files soft / 11,000 hard (JSC FAQ "What data quotas do exist and how to list usage?"). The
+# stand-ins here are far smaller than the real things, so the file limit is scaled by the same factor as the data
+# set, the part of a student's files that breaks the real quota: the real Pets hold 7,390 pictures plus one trimap
+# per picture in annotations/ (so at least 14,780 files), Mini-Pets 444 pictures and no annotations (factor 0.030).
+# 11,000 x 444 / 14,780 = 330 files (and 10,000 x 0.030 = 300 for the soft limit jutil reports). On JURECA the Pets
+# alone exceed the home's quota; here Mini-Pets alone (452 inodes with its folders) exceed 330 the same way, while
+# the home the book asks for (dot files, the ~/course link) needs a few dozen. Bytes are not scaled (1 GiB).
+HOME_FILES_HARD=${COURSE_HOME_FILES:-330}
+HOME_FILES_SOFT=$((HOME_FILES_HARD * 10000 / 11000))
+HOME_BYTES=1g
+HOME_SOURCE=course-home   # the tmpfs's name in /proc/mounts: stop.sh unmounts only this one
+FS_ROOT=$STATE/p          # JSC: /p/project1/<project>, /p/scratch/<project>
+PROFILE_D=/etc/profile.d/course-local-cluster.sh   # login shells get jutil and $PROJECT_<project>, as at JSC
+quota_home() {  # mount a tmpfs with nr_inodes on the course user's home; keep (copy in) what the home held
+    local home uid gid mode seed options
+    home=$(getent passwd "$COURSE_USER" | cut -d: -f6)
+    [[ $home == /?* ]] || die "the home of $COURSE_USER is '$home', not an absolute path"
+    uid=$(id -u "$COURSE_USER") gid=$(id -g "$COURSE_USER")
+    mkdir -p "$home"
+    if mountpoint -q "$home"; then
+        options=$(findmnt -n -r -o SOURCE,FSTYPE,OPTIONS --mountpoint "$home")
+        [[ $options == "$HOME_SOURCE tmpfs "* ]] \
+            || die "$home is already a mount point ($options), not this cluster's home: unmount it, then run again"
+        if [[ $options != *"nr_inodes=$HOME_FILES_HARD"* ]]; then
+            mount -o "remount,nr_inodes=$HOME_FILES_HARD" "$home" \
+                || die "cannot set the file limit of $home to $HOME_FILES_HARD (it holds more files: df -i $home)"
+            say "home of $COURSE_USER: file limit now $HOME_FILES_HARD"
+        fi
+        return 0
+    fi
+    local files biggest
+    files=$(find "$home" -xdev | wc -l)
+    if ((files > HOME_FILES_HARD)); then
+        biggest=$(cd "$home" && for e in * .[!.]*; do
+                [[ -e $e ]] || continue; echo "$(find "$e" -xdev | wc -l) $e"
+            done | sort -rn | head -n 3 | awk '{printf "%s%s (%s files)", (NR > 1 ? ", " : ""), $2, $1}')
+        die "$home holds $files files, more than the home's limit of $HOME_FILES_HARD: move them out" \
+            "(most in: $biggest), e.g. a course venv of the old layout to \$PROJECT, then run again"
+    fi
+    mode=$(stat -c %a "$home")
+    seed=$(mktemp -d "$STATE/home-seed.XXXXXX")
+    cp -a "$home/." "$seed/"
+    mount -t tmpfs -o "size=$HOME_BYTES,nr_inodes=$HOME_FILES_HARD,mode=$mode,uid=$uid,gid=$gid" \
+        "$HOME_SOURCE" "$home" || die "mount -t tmpfs on $home failed"
+    cp -a "$seed/." "$home/" || { umount "$home"; die "could not copy the files of $home into its tmpfs (kept on disk)"
+    }
+    rm -rf "$seed"
+    say "home of $COURSE_USER: $home, a tmpfs of at most $HOME_FILES_HARD files (JSC's 11,000 scaled to the stand-ins)"
+}
+project_dirs() {  # $PROJECT_<account> and $SCRATCH_<account>, writable by every course user (sticky, like /tmp)
+    mkdir -p "$FS_ROOT/project1/$ACCOUNT" "$FS_ROOT/scratch/$ACCOUNT"
+    chmod 755 "$FS_ROOT" "$FS_ROOT/project1" "$FS_ROOT/scratch"
+    chmod 1777 "$FS_ROOT/project1/$ACCOUNT" "$FS_ROOT/scratch/$ACCOUNT"
+    cat >"$STATE/etc/jutil.sh.new" <<JUTIL
+# Written by slurm/local-cluster/start.sh: JSC's login environment, as far as the course uses it. Source it.
+# At JSC every member's login shell has \$PROJECT_<project> and \$SCRATCH_<project>; \`jutil env activate -p\`
+# exports them as \$PROJECT and \$SCRATCH; \`jutil user dataquota\` lists usage and limits.
+export PROJECT_$ACCOUNT=\${PROJECT_$ACCOUNT:-$FS_ROOT/project1/$ACCOUNT}
+export SCRATCH_$ACCOUNT=\${SCRATCH_$ACCOUNT:-$FS_ROOT/scratch/$ACCOUNT}
+jutil() {
+    if [[ \${1:-} == env && \${2:-} == activate && \${3:-} == -p && -n \${4:-} ]]; then
+        local project=PROJECT_\$4 scratch=SCRATCH_\$4
+        if [[ -z \${!project:-} ]]; then
+            echo "jutil: you are not a member of project '\$4' (here: $ACCOUNT)" >&2; return 1
+        fi
+        export PROJECT=\${!project} SCRATCH=\${!scratch}
+    elif [[ \${1:-} == user && \${2:-} == dataquota ]]; then
+        $STATE/etc/jutil-dataquota
+    else
+        echo "jutil (local stand-in): only 'jutil env activate -p <project>' and 'jutil user dataquota'" >&2
+        return 2
+    fi
+}
+JUTIL
+    mv "$STATE/etc/jutil.sh.new" "$STATE/etc/jutil.sh"
+    cat >"$STATE/etc/jutil-dataquota.new" <<DATAQUOTA
+#!/usr/bin/env bash
+# jutil user dataquota, local stand-in: the files and bytes of \$HOME and the project's folders, with the limits
+# (the home's are this cluster's scaled ones, the others JSC's: JSC FAQ "What data quotas do exist").
+set -euo pipefail
+row() {  # row NAME FOLDER USED-FILES SOFT HARD
+    printf '%-10s %-44s %10s %10s %10s %8s\n' "\$1" "\$2" "\$3" "\$4" "\$5" "\$(du -sh "\$2" 2>/dev/null | cut -f1)"
+}
+printf '%-10s %-44s %10s %10s %10s %8s\n' "filesystem" "folder" "files" "soft" "hard" "bytes"
+home_used=\$(df --output=iused "\$HOME" | tail -n 1 | tr -d ' ')
+row HOME "\$HOME" "\$home_used" $HOME_FILES_SOFT $HOME_FILES_HARD
+project=\${PROJECT_$ACCOUNT:-$FS_ROOT/project1/$ACCOUNT} scratch=\${SCRATCH_$ACCOUNT:-$FS_ROOT/scratch/$ACCOUNT}
+row PROJECT "\$project" "\$(find "\$project" 2>/dev/null | wc -l)" 3000000 3000000
+row SCRATCH "\$scratch" "\$(find "\$scratch" 2>/dev/null | wc -l)" 4000000 4000000
+DATAQUOTA
+    mv "$STATE/etc/jutil-dataquota.new" "$STATE/etc/jutil-dataquota"
+    chmod 644 "$STATE/etc/jutil.sh"
+    chmod 755 "$STATE/etc/jutil-dataquota"
+    printf '%s\n' "# Written by slurm/local-cluster/start.sh, removed by stop.sh: JSC's jutil and project variables" \
+        "[ -r $STATE/etc/jutil.sh ] && . $STATE/etc/jutil.sh" >"$PROFILE_D"
+}
+quota_home
+project_dirs
 
 HOST=$(hostname -s)
 # `slurmd -C` prints this machine's real layout. Each node is declared with the machine's real CPU count, as

@@ -81,6 +81,29 @@ for group in "${GROUPS_[@]}"; do
     stop_group $group
 done
 
+# --- the course user's home with the file quota (start.sh, "JSC's file systems") -------------------------------
+# Its files go back onto the disk folder beneath, so the next start.sh finds them again. Only start.sh's own tmpfs
+# (named course-home) is touched. $PROJECT and $SCRATCH stay in the state folder (--purge removes them).
+HOME_SOURCE=course-home
+PROFILE_D=/etc/profile.d/course-local-cluster.sh
+unquota_home() {
+    local home keep
+    home=$(getent passwd course | cut -d: -f6) || return 0
+    [[ -n $home ]] && mountpoint -q "$home" || return 0
+    [[ $(findmnt -n -r -o SOURCE,FSTYPE --mountpoint "$home") == "$HOME_SOURCE tmpfs" ]] || return 0
+    keep=$(mktemp -d "${TMPDIR:-/tmp}/course-home-keep.XXXXXX")
+    cp -a "$home/." "$keep/"
+    if umount "$home" 2>/dev/null; then
+        cp -a "$keep/." "$home/"
+        echo "stop.sh: unmounted the course user's home $HOME_SOURCE from $home (its files kept on disk)"
+    else
+        echo "stop.sh: $home is busy (a process works in it): left mounted; stop that process, then run stop.sh again"
+    fi
+    rm -rf "$keep"
+}
+unquota_home
+rm -f "$PROFILE_D"
+
 # The reservation must not come back with the next start's saved state.
 rm -f "$STATE"/ctld/resv_state*
 [[ $(readlink "$SYSTEM_CONF" 2>/dev/null) == "$SLURM_CONF" ]] && rm -f "$SYSTEM_CONF"
