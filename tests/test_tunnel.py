@@ -30,8 +30,9 @@ def get_json(port: int, path: str) -> object:
 
 def test_dashboard_page_answers_through_the_tunnel(tunnel: parts.Running) -> None:
     status, body = parts.http_get(f"http://127.0.0.1:{tunnel.port}/")
-    assert status == 200
-    assert b"<title>TensorBoard</title>" in body, body[:300]
+    assert status == 200, f"the tunnel's local port answered HTTP {status}, not TensorBoard's page (200)"
+    assert b"<title>TensorBoard</title>" in body, "the tunnel's local port answers, but not with TensorBoard's page: " \
+        "does tunnel.sh forward LOCAL_PORT to localhost:REMOTE_PORT on the login node?"
 
 
 def test_scalars_api_lists_the_training_loss_through_the_tunnel(tunnel: parts.Running,
@@ -43,10 +44,11 @@ def test_scalars_api_lists_the_training_loss_through_the_tunnel(tunnel: parts.Ru
     points = get_json(tunnel.port, f"/data/plugin/scalars/scalars?{query}")
     steps, values = [p[1] for p in points], [p[2] for p in points]
     assert len(points) >= 2, f"{LOSS_TAG} has {len(points)} points"
-    assert steps == sorted(steps) and len(set(steps)) == len(steps), steps
-    assert all(math.isfinite(v) and v > 0 for v in values), values
+    assert steps == sorted(steps) and len(set(steps)) == len(steps), f"{LOSS_TAG}'s steps are not one per step: {steps}"
+    assert all(math.isfinite(v) and v > 0 for v in values), f"{LOSS_TAG} holds values that are no loss: {values}"
     # the tunnel carries exactly what TensorBoard serves on the login node's loopback
-    assert points == get_json(tensorboard_server.port, f"/data/plugin/scalars/scalars?{query}")
+    assert points == get_json(tensorboard_server.port, f"/data/plugin/scalars/scalars?{query}"), \
+        "the tunnel carries other figures than TensorBoard serves on the login node"
 
 
 def test_tensorboard_listens_on_loopback_only(tensorboard_server: parts.Running) -> None:
@@ -85,13 +87,14 @@ def test_tunnel_fails_with_one_clear_error_when_sshd_is_down(target_dir: Path, t
     require_ssh_parts()
     with parts.start_sshd(tmp_path / "sshd") as server:
         pass  # started and stopped: its port is now closed
-    assert not parts.accepts(server.port)
+    assert not parts.accepts(server.port), f"the stopped test sshd still answers on {server.port}"
     result = subprocess.run(parts.tunnel_command(target_dir / "tunnel.sh", server),
                             env=parts.tunnel_env(parts.free_port(), parts.free_port()),
                             capture_output=True, text=True, timeout=30)
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode != 0, "tunnel.sh reported success with no sshd to talk to"
-    assert len(errors) == 1 and "Connection refused" in errors[0], result.stderr
+    assert len(errors) == 1 and "Connection refused" in errors[0], \
+        f"tunnel.sh without an sshd should say ssh's one line 'Connection refused', it said: {errors[:3]}"
 
 
 def test_tunnel_stops_with_an_error_when_its_local_port_is_taken(target_dir: Path, sshd: parts.SshServer,
@@ -129,17 +132,18 @@ def test_every_started_process_is_gone_afterwards_even_when_a_test_fails(
                 parts.start_tensorboard(target_dir / "tensorboard.sh", tensorboard_logdir,
                                         log=tmp_path / "tensorboard.log") as board, \
                 parts.start_tunnel(target_dir / "tunnel.sh", server, board.port, log=tmp_path / "tunnel.log") as tube:
-            assert parts.http_get(f"http://127.0.0.1:{tube.port}/")[0] == 200
+            assert parts.http_get(f"http://127.0.0.1:{tube.port}/")[0] == 200, "the tunnel carries no page"
             server.run.group_pids |= parts.family(server.run.pid)  # sshd's child serving the tunnel, too
             runs = [server.run, board, tube]
             # group_pids also holds short-lived helpers seen at start (a wrapper's own checks): count the living
             alive = {pid for run in runs for pid in run.group_pids if parts.pid_alive(pid)}
-            assert len(alive) >= 5, alive  # sshd + its session, tensorboard + its data server, ssh
-            assert all(parts.pid_alive(run.pid) for run in runs)
+            assert len(alive) >= 5, f"only {len(alive)} processes alive: sshd + its session, tensorboard + " \
+                "its data server, ssh"
+            assert all(parts.pid_alive(run.pid) for run in runs), "a started process died before the test ended"
             raise RuntimeError("a failing test")
     left = {run.name: sorted(pid for pid in run.group_pids if parts.pid_alive(pid)) for run in runs}
     assert not any(left.values()), f"still running after teardown: {left}"
-    assert all(run.proc.returncode is not None for run in runs)
+    assert all(run.proc.returncode is not None for run in runs), "a started process was not waited for"
     for port in (server.port, board.port, tube.port):
         assert not parts.accepts(port), f"something still listens on {port}"
 
@@ -149,8 +153,9 @@ def test_bad_port_is_one_clear_line(target_dir: Path, tmp_path: Path, name: str)
     env = parts.env_with_venv({"LOGDIR": str(tmp_path), "PORT": "80", "LOCAL_PORT": "http", "REMOTE_PORT": "9999"})
     result = subprocess.run(["bash", str(target_dir / name), *SCRIPTS[name]],
                             env=env, capture_output=True, text=True, timeout=30)
-    assert result.returncode == 2, result
-    assert result.stderr.count("\n") == 1 and re.match(r"error: \w*PORT='(80|http)'", result.stderr), result.stderr
+    assert result.returncode == 2, f"{name} with a bad port exited {result.returncode}, not 2: {result.stderr!r}"
+    assert result.stderr.count("\n") == 1 and re.match(r"error: \w*PORT='(80|http)'", result.stderr), \
+        f"{name} with a bad port should say one line `error: PORT='80' ...`, it said: {result.stderr!r}"
 
 
 def _untouched(script: Path) -> bool:
@@ -196,9 +201,11 @@ def test_ssh_config_example_keeps_the_tunnel_out_of_the_login_entry(course_root:
         return found
 
     login, node, tunnel = resolved("jureca"), resolved("jureca01"), resolved("jureca-tunnel")
-    assert login["hostname"] == ["jureca.fz-juelich.de"] and "localforward" not in login, login
-    assert "localforward" not in node, node
-    assert tunnel["localforward"] == ["9999 [localhost]:9999"] and tunnel["exitonforwardfailure"] == ["yes"], tunnel
+    assert login["hostname"] == ["jureca.fz-juelich.de"] and "localforward" not in login, \
+        f"`jureca` should be the common name and forward nothing: {login.get('hostname')}, {login.get('localforward')}"
+    assert "localforward" not in node, f"`jureca01` should forward nothing: {node.get('localforward')}"
+    assert tunnel["localforward"] == ["9999 [localhost]:9999"] and tunnel["exitonforwardfailure"] == ["yes"], \
+        f"`jureca-tunnel` should forward 9999 and stop when it cannot: {tunnel.get('localforward')}"
     assert tunnel["hostname"] == node["hostname"] != login["hostname"], \
         "the tunnel must end on one login node, the one `ssh jureca01` logs in to, not on any behind jureca"
 
@@ -217,16 +224,18 @@ def test_ssh_config_example_is_the_same_tunnel(course_root: Path, sshd: parts.Ss
     with parts.started("ssh -N jureca-tunnel", ["ssh", "-F", str(tmp_path / "config"), "-N", "jureca-tunnel"],
                        tmp_path / "ssh.log", lambda: parts.answers_http(f"http://127.0.0.1:{local_port}/"),
                        timeout=30):
-        assert LOSS_TAG in json.dumps(get_json(local_port, "/data/plugin/scalars/tags"))
+        assert LOSS_TAG in json.dumps(get_json(local_port, "/data/plugin/scalars/tags")), \
+            "the ssh_config tunnel does not carry TensorBoard's training loss"
         second = subprocess.run(login, capture_output=True, text=True, timeout=60)
         assert second.returncode == 0, f"`ssh jureca` failed while the tunnel is open: {second.stderr}"
 
         # the broken copy: the tunnel's lines in the login entry
         forward = re.search(r"^\s+LocalForward .*\n(?:\s+ExitOnForwardFailure .*\n)?", example, flags=re.M)
-        assert forward is not None
+        assert forward is not None, "ssh_config.example holds no LocalForward line"
         broken = example.replace(forward[0], "")
         broken = re.sub(r"^(Host jureca jureca01\n)", lambda m: m[1] + forward[0], broken, flags=re.M)
         (tmp_path / "broken").write_text(_example_for(broken, sshd, local_port, tensorboard_server.port))
         refused = subprocess.run(["ssh", "-F", str(tmp_path / "broken"), "jureca", "true"], capture_output=True,
                                  text=True, timeout=60)
-        assert refused.returncode != 0 and "Could not request local forwarding" in refused.stderr, refused
+        assert refused.returncode != 0 and "Could not request local forwarding" in refused.stderr, \
+            f"the broken layout should make a second login fail: exit {refused.returncode}, {refused.stderr!r}"
