@@ -45,6 +45,13 @@ die() { echo "start.sh: error: $*" >&2; exit 1; }
 say() { echo "start.sh: $*"; }
 
 [[ $(id -u) -eq 0 ]] || die "needs root (daemons, mknod, /etc/slurm, /etc/hosts): run: sudo bash $0"
+# Inherited descriptors are not passed on to the daemons: `flock /tmp/course-cluster.lock bash start.sh` hands
+# its lock over as fd 3, and munged, mariadbd and slurmdbd keep what they inherit open, so they would hold the
+# lock for as long as they run and every later `flock` would wait for ever. (255: the script bash is reading.)
+for fd_path in /proc/$$/fd/*; do
+    fd=${fd_path##*/}
+    if ((fd > 2 && fd != 255)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
 [[ $STATE == /* ]] || die "COURSE_SLURM_STATE must be an absolute path, not '$STATE'"
 
 # --- packages -------------------------------------------------------------------------------------------
