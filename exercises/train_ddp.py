@@ -9,9 +9,10 @@ from train import BATCH, DATA, EPOCHS, LR, SIZE, WORKERS, make_model  # BATCH: p
 def main():
     data = HDF5Dataset(DATA, size=SIZE)
     # --- your work ---
-    # TODO: torchrun tells each process its LOCAL_RANK, the GPU it owns (or the CPU, where there is none). Join the
-    # others with the backend for that device and a timeout (a lost process must end the run, not hang it); then
-    # `rank`, `world`, a `sampler` giving this process its own share of `data`, and `model`, wrapped for DDP.
+    # TODO: torchrun tells each process its LOCAL_RANK, the GPU it owns (or the CPU, where there is none): make it
+    # this process's current GPU. Join the others with the backend for that device and a timeout (a lost process
+    # must end the run, not hang it); then `rank`, `world`, a `sampler` giving this process its own share of `data`,
+    # and `model`, wrapped for DDP on its one GPU (device_ids).
     raise NotImplementedError("TODO: join the process group; device, rank, world, sampler and the DDP model")
     # --- end of your work ---
     loader = torch.utils.data.DataLoader(data, BATCH, sampler=sampler, num_workers=WORKERS, drop_last=True)

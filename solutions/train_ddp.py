@@ -11,10 +11,13 @@ def main():
     # --- your work ---
     local_rank = int(os.environ["LOCAL_RANK"])  # torchrun sets RANK, LOCAL_RANK and WORLD_SIZE for each process
     device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")  # a GPU of its own
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL and every bare "cuda" of this process mean this GPU, not GPU 0
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(minutes=5))
     rank, world = dist.get_rank(), dist.get_world_size()
     sampler = torch.utils.data.DistributedSampler(data, num_replicas=world, rank=rank, seed=0)  # its share
-    model = torch.nn.parallel.DistributedDataParallel(make_model().to(device))
+    model = torch.nn.parallel.DistributedDataParallel(  # device_ids: the one GPU it trains on (None on the CPU)
+        make_model().to(device), device_ids=[local_rank] if device.type == "cuda" else None)
     # --- end of your work ---
     loader = torch.utils.data.DataLoader(data, BATCH, sampler=sampler, num_workers=WORKERS, drop_last=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)

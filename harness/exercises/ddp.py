@@ -364,7 +364,7 @@ def check_ddp_job(result) -> tuple[dict, list[str]]:
     if short:
         node, n = next(iter(short.items()))
         problems.append(f"node {node} ran {n} training process(es), not one per GPU ({per_node}): "
-                        "--nproc_per_node=\"$SLURM_GPUS_ON_NODE\"")
+                        "--nproc_per_node: the entries of SLURM_JOB_GPUS, the GPUs the job got on a node")
     problems += writer_problems(workers, {}, result.workdir)
     figures, fell = learning(read_log(result.workdir / LOG))
     figures = {"world_size": len(workers), "backend": result.settings["backend"], **figures}
