@@ -32,7 +32,7 @@ from harness.exercises import ROOT, ClusterJob, Exercise
 from harness.exercises.cats import site_caches
 from harness.offline import Ran, mode, offline_command, offline_env
 from harness.once import once_per_run
-from harness.report import Report, read_reports
+from harness.report import Report, cuda_standin_env, read_reports, unseen_gpu_problems
 
 PER_BREED = 8  # 37 breeds x 8 = 296 pictures: a few seconds per epoch on a two-core CPU
 # The knobs of the local runs. BATCH is per process: two processes of 16 make the same global batch as one of 32.
@@ -321,7 +321,7 @@ def prepare_ddp(run, workdir: Path) -> dict[str, str]:
     packed = Path(run.site.expand(settings["packed_dir"])) if settings["packed_dir"] else workdir / "packed"
     if settings["packed_dir"] and (packed / "pets.h5").is_file():
         run.log(f"reusing {packed / 'pets.h5'} (packed_dir of {run.site.path.name}; delete it to pack again)")
-        return {"DATA": str(packed / "pets.h5")}
+        return {"DATA": str(packed / "pets.h5"), **cuda_standin_env(run.site.gpus_real)}
     if run.site.caches.prepare == "minipets":
         images = workdir / "images"
         run.log(f"writing {len(minipets.BREEDS) * settings['standin_per_breed']} stand-in pictures to {images}")
@@ -335,7 +335,7 @@ def prepare_ddp(run, workdir: Path) -> dict[str, str]:
     lines = [*run.site.setup, f"cd {shlex.quote(str(workdir))}",
              f"{python} pack.py {shlex.quote(str(images))} {shlex.quote(str(packed))}"]
     run.login_shell("packing", lines, run.login_env(), workdir / "pack.log")
-    return {"DATA": str(packed / "pets.h5")}
+    return {"DATA": str(packed / "pets.h5"), **cuda_standin_env(run.site.gpus_real)}
 
 
 def node_of(report: Report) -> str:
@@ -355,7 +355,7 @@ def check_ddp_job(result) -> tuple[dict, list[str]]:
     nodes = nodes_of(workers)
     per_node = result.site.gpus_per_node
     world = max(len(nodes), 1) * per_node
-    problems = world_problems(workers, world, result.settings["backend"])
+    problems = unseen_gpu_problems(workers) + world_problems(workers, world, result.settings["backend"])
     if len(nodes) < 2:
         problems.append(f"the training ran on {len(nodes)} node(s) ({', '.join(nodes) or 'none'}); the job asks for "
                         "two (--nodes=2, one torchrun per node with --ntasks-per-node=1)")

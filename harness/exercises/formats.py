@@ -33,7 +33,7 @@ from harness import coursecheck, minipets
 from harness.exercises import ROOT, ClusterJob, Exercise
 from harness.exercises.cats import site_caches
 from harness.offline import Ran, run_program
-from harness.report import read_files
+from harness.report import cuda_standin_env, read_files, unseen_gpu_problems
 from harness.once import once_per_run
 
 PER_BREED = 6  # 37 breeds x 6 = 222 pictures: divisible by 1, 2 and 3 tasks, a few seconds per pass on a laptop
@@ -410,6 +410,7 @@ def check_loaders_job(result, shm: str = SHM) -> tuple[dict, list[str]]:
     lines = printed(result.output)
     prepared_file = result.workdir / "prepared.json"
     prepared = json.loads(prepared_file.read_text()) if prepared_file.is_file() else {}
+    problems += unseen_gpu_problems(reports)
     for report in reports:
         if report.exception:
             rank = report.slurm.get("procid", "?")
@@ -487,7 +488,7 @@ def prepare_loaders(run, workdir: Path) -> dict[str, str]:
         run.login_shell("packing", lines, run.login_env(), workdir / "pack.log")
     count = sum(1 for _ in images.glob("*.jpg"))
     (workdir / "prepared.json").write_text(json.dumps({"images": str(images), "packed": str(packed), "count": count}))
-    return {"PETS_IMAGES": str(images), "PETS_PACKED": str(packed)}
+    return {"PETS_IMAGES": str(images), "PETS_PACKED": str(packed), **cuda_standin_env(run.site.gpus_real)}
 
 
 # --- fixtures ----------------------------------------------------------------------------------------------------
