@@ -141,6 +141,31 @@ def test_share_check_catches(mistake: str, old: str, new: str, formats_pictures,
     assert problems, f"{mistake}: not caught"
 
 
+# A step of two tasks on one node as JURECA-DC's psslurm starts it: each task sees one GPU (its own, as cuda:0).
+TODAYS_DEVICE_RULE = (" % torch.cuda.device_count()}", "}")  # back to cuda:$SLURM_LOCALID, as the course had it
+
+
+def test_each_task_takes_a_gpu_it_can_see_when_psslurm_gives_it_one(target_dir: Path, formats_pictures,
+                                                                    tmp_path: Path) -> None:
+    shares = fmt.run_shares(target_dir, formats_pictures.packed, formats_pictures.images, 2, tmp_path / "run",
+                            gpu_per_task=True)
+    problems = fmt.share_problems(shares, formats_pictures.names)
+    assert not problems, problems[0]
+    assert all(line["device"] == "cuda:0" for line in fmt.printed(shares.output)), shares.output
+    assert [r.cuda_standin["asked"] for r in shares.reports if r.cuda_standin] == [[0], [0]]
+
+
+def test_a_task_asking_for_a_gpu_it_cannot_see_fails_naming_the_cause(formats_pictures, tmp_path: Path) -> None:
+    """time_loaders.py as the course had it picks cuda:$SLURM_LOCALID: rank 1 asks for cuda:1 and sees one GPU."""
+    folder = broken_copy(tmp_path, "time_loaders.py", *TODAYS_DEVICE_RULE)
+    step = fmt.run_shares(folder, formats_pictures.packed, None, 2, tmp_path / "run", gpu_per_task=True)
+    problems = fmt.share_problems(step, formats_pictures.names)
+    assert problems and "rank 1" in problems[0] and "invalid device ordinal" in problems[0], problems
+    _, problems = fmt.check_loaders_job(job_result(tmp_path / "job", [step], len(formats_pictures.names),
+                                                   formats_pictures.images))
+    assert "asked for cuda:1 but sees 1 GPU(s)" in problems[0] and "psslurm" in problems[0], problems
+
+
 # --- the cluster job ------------------------------------------------------------------------------------------------
 
 def job_result(tmp_path: Path, steps: list[fmt.Shares], count: int, images: Path, drop_rank: int | None = None):

@@ -240,7 +240,8 @@ def worker_problems(folder: Path, packed: Path, images: Path, context: str, work
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This environment without Slurm's variables and the programs' knobs (a test may run inside a job)."""
-    knobs = ("PETS_PACKED", "PETS_IMAGES", "WORKERS", "COURSE_REPORT_DIR", "COURSE_OFFLINE", "COURSE_REPORT_DETAIL")
+    knobs = ("PETS_PACKED", "PETS_IMAGES", "WORKERS", "COURSE_REPORT_DIR", "COURSE_OFFLINE", "COURSE_REPORT_DETAIL",
+             "COURSE_CUDA_STANDIN", "CUDA_VISIBLE_DEVICES")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM") and k not in knobs}
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore", **extra)
     return env
@@ -277,10 +278,11 @@ class Shares:
 
 
 def run_shares(script_dir: Path, packed: Path, images: Path | None, world: int, root: Path, *, workers: int = 0,
-               step: int = 0) -> Shares:
+               step: int = 0, gpu_per_task: bool = False) -> Shares:
     """Start time_loaders.py of `script_dir` once per rank, two at a time, with SLURM_NTASKS/SLURM_PROCID set (none
     at all when `world` is 0), the reporter noting every picture file they open, reading `packed` and (when given)
-    the JPEG folder `images`."""
+    the JPEG folder `images`. `gpu_per_task`: the ranks are tasks of one node that psslurm gave one GPU each
+    (CUDA_VISIBLE_DEVICES=<local id>), on the reporter's CUDA stand-in."""
     shares = Shares(world, root)
     host = socket.gethostname()
 
@@ -288,7 +290,8 @@ def run_shares(script_dir: Path, packed: Path, images: Path | None, world: int, 
         slurm = {} if world == 0 else {
             "SLURM_NTASKS": str(world), "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank), "SLURM_NODEID": "0",
             "SLURM_STEP_ID": str(step), "SLURM_JOB_ID": "4242", "SLURMD_NODENAME": host}
-        env = clean_env(COURSE_REPORT_DETAIL="reads=*.jpg", **slurm)
+        gpus = {"CUDA_VISIBLE_DEVICES": str(rank), **cuda_standin_env(gpus_real=False)} if gpu_per_task else {}
+        env = clean_env(COURSE_REPORT_DETAIL="reads=*.jpg", **slurm, **gpus)
         folder = ["--images", str(images)] if images else []
         ran = run_program([sys.executable, str(script_dir / "time_loaders.py"), str(packed), *folder,
                            "--workers", str(workers)], cwd=shares.rank_dir(rank), env=env, timeout=RUN_TIMEOUT_S)
