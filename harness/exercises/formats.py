@@ -370,10 +370,11 @@ def share_problems(shares: Shares, names: list[str]) -> list[str]:
 def sbatch_problems(script: Path) -> list[str]:
     """What sbatch would get wrong without a word, by the course checker's rules (harness/coursecheck.py):
     merge-conflict markers, #SBATCH lines after the first command (sbatch ignores them), GPUs not asked for, cores
-    that never reach srun."""
+    that never reach srun, several tasks per node picking cuda:<local id>."""
     parsed, sites = coursecheck.read_sbatch(script), coursecheck.read_sites(ROOT)
     found = coursecheck.conflict_markers(script.parent, [script]) + coursecheck.sbatch_order(parsed, script.name)
     found += coursecheck.gpus(parsed, script.name, sites) + coursecheck.srun_cpus(parsed, script.name, sites)
+    found += coursecheck.local_id_gpus(parsed, script.name, ROOT)  # the programs beside it first
     return [str(problem) for problem in found]
 
 
