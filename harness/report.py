@@ -126,13 +126,14 @@ def unseen_gpu_problems(reports: list[Report]) -> list[str]:
         asked = standin.get("refused")
         if not asked and "invalid device ordinal" not in (report.exception or ""):
             continue
-        who = (f"rank {report.slurm['procid']}" if "procid" in report.slurm else
-               f"process {report.rank.get('RANK', report.pid)}") + f" on {report.node}"
-        local = report.slurm.get("localid") or report.rank.get("LOCAL_RANK")
+        rank = report.rank.get("rank", report.slurm.get("procid", "?"))  # torchrun's rank, else srun's task
+        local = report.rank.get("local_rank", report.slurm.get("localid"))
+        who = f"rank {rank} on {report.node}"
         return [f"{who}{f' (local id {local})' if local is not None else ''} asked for {asked or 'a GPU'} but sees "
                 f"{standin.get('devices', '?')} GPU(s) (CUDA_VISIBLE_DEVICES={report.cuda_visible_devices!r}): "
-                "invalid device ordinal. On JURECA-DC, psslurm gives each of several tasks on a node one GPU of its "
-                "own; pick the device among those the task can see (torch.cuda.device_count())"]
+                "invalid device ordinal. A task sees only the GPUs the job asked for (--gres), and on JURECA-DC "
+                "psslurm gives each of several tasks on a node one GPU of its own: start no more processes than the "
+                "task sees GPUs, and pick among them (torch.cuda.device_count())"]
     return []
 
 

@@ -92,7 +92,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     """This environment without Slurm's and torchrun's variables and the programs' knobs (a test may itself run
     inside a job), one math thread per process (two cores are shared by everything here)."""
     drop = ("DATA", "EPOCHS", "BATCH", "WORKERS", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-            "COURSE_REPORT_DIR", "COURSE_OFFLINE", "COURSE_REPORT_DETAIL", "PYTHONPATH")
+            "COURSE_REPORT_DIR", "COURSE_OFFLINE", "COURSE_REPORT_DETAIL", "COURSE_CUDA_STANDIN", "PYTHONPATH")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM", "TORCHELASTIC")) and k not in drop}
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore", **extra)
     return env
