@@ -184,6 +184,20 @@ place Python "Stages/2024/Core/Python/$PY_VERSION.lua"
 place OpenMPI "Stages/2024/Compiler/GCC/$GCC_VERSION/OpenMPI/$MPI_VERSION.lua"
 place PyTorch "Stages/2024/MPI/GCC/$GCC_VERSION/OpenMPI/$MPI_VERSION/PyTorch/$TORCH_VERSION.lua"
 place torchvision "Stages/2024/MPI/GCC/$GCC_VERSION/OpenMPI/$MPI_VERSION/torchvision/$VISION_VERSION.lua"
+# The stage's own versions beside them, where setup.sh built them (COURSE_STAGE_2024=1, in CI): JURECA's Stages/2024
+# has PyTorch 2.1.2, built against NumPy 1.x; this tree (.venv-stage2024: torch, torchvision and NumPy from PyPI)
+# serves them as PyTorch/<v> and torchvision/<v>. A plain `module load PyTorch` still takes the newest version.
+STAGE_VENV=$ROOT/.venv-stage2024
+if [[ -f $STAGE_VENV/complete ]] && stage=$("$STAGE_VENV/bin/python" -c 'import sysconfig
+from importlib.metadata import version as v
+print(sysconfig.get_path("purelib"), v("torch").split("+")[0], v("torchvision").split("+")[0])'); then
+    read -r stage_site stage_torch stage_vision <<<"$stage"
+    (
+        VENV_SITE=$stage_site TORCH_VERSION=$stage_torch VISION_VERSION=$stage_vision
+        place PyTorch "Stages/2024/MPI/GCC/$GCC_VERSION/OpenMPI/$MPI_VERSION/PyTorch/$stage_torch.lua"
+        place torchvision "Stages/2024/MPI/GCC/$GCC_VERSION/OpenMPI/$MPI_VERSION/torchvision/$stage_vision.lua"
+    )
+fi
 # The Python module puts a folder of its own first on PATH, holding only `python` and `python3`, as JSC's
 # module does: putting the interpreter's folder there (Debian's /usr/bin) would shadow every command after it.
 ln -sfn "$PYTHON_REAL" "$STATE/python-bin/python"
