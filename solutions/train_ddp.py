@@ -16,8 +16,8 @@ def main():
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(minutes=5))
     rank, world = dist.get_rank(), dist.get_world_size()
     sampler = torch.utils.data.DistributedSampler(data, num_replicas=world, rank=rank, seed=0)  # its share
-    model = torch.nn.parallel.DistributedDataParallel(  # device_ids: the one GPU it trains on (None on the CPU)
-        make_model().to(device), device_ids=[local_rank] if device.type == "cuda" else None)
+    gpu = [local_rank] if device.type == "cuda" else None  # DDP's device_ids: the one GPU it trains on (CPU: None)
+    model = torch.nn.parallel.DistributedDataParallel(make_model().to(device), device_ids=gpu)
     # --- end of your work ---
     loader = torch.utils.data.DataLoader(data, BATCH, sampler=sampler, num_workers=WORKERS, drop_last=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)

@@ -126,7 +126,8 @@ BROKEN = {
     "the logged loss is rank 0's own": ([("            dist.all_reduce(loss)", "            loss *= world")],
                                         "loss", "not averaged"),
     "the gradients are not averaged (no DDP)": (
-        [("torch.nn.parallel.DistributedDataParallel(make_model().to(device))", "make_model().to(device)"),
+        [("torch.nn.parallel.DistributedDataParallel(make_model().to(device), device_ids=gpu)",
+          "make_model().to(device)"),
          ("model.module.state_dict()", "model.state_dict()")], "loss", "not averaged"),
 }
 
