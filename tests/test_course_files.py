@@ -202,8 +202,8 @@ def test_a_local_id_is_fine_where_the_script_keeps_every_gpu_visible_or_one_task
     edit(course / "solutions/time_loaders.py", COURSE_DEVICE, OLD_DEVICE)
     script = course / "slurm/loaders.sbatch"
     text = script.read_text()
-    script.write_text(text.replace("\nsrun python", "\nexport CUDA_VISIBLE_DEVICES=0,1,2,3   # as JSC's run_loader.sbatch"
-                                   "\nsrun python", 1))
+    script.write_text(text.replace("\nsrun python", "\nexport CUDA_VISIBLE_DEVICES=0,1,2,3   # as JSC's run_loader.sh"
+                                                   "\nsrun python", 1))
     assert problems(course) == []
     script.write_text(text.replace("--ntasks-per-node=4", "--ntasks-per-node=1"))
     assert not [p for p in problems(course) if "invalid device ordinal" in p]

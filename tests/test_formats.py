@@ -236,7 +236,7 @@ def test_sbatch_check_catches_the_defects_of_published_course_files(defect: str,
     assert any(expected in p for p in problems), problems
 
 
-# --- on the local cluster: loaders.sbatch as submitted, psslurm's GPU binding, the CUDA stand-in ------------------------
+# --- on the local cluster: loaders.sbatch as submitted, psslurm's GPU binding, the CUDA stand-in ---------------------
 
 @pytest.mark.slurm
 @pytest.mark.parametrize("variant", ["course", "cuda:$SLURM_LOCALID"])

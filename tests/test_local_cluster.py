@@ -87,8 +87,8 @@ def step(label: str, *options: str) -> str:
 
 def gpu_job(cluster: LocalCluster, folder: Path, body: str, *options: str) -> list[str]:
     folder.mkdir(exist_ok=True)
-    script = write_job(folder, 'echo "batch [${CUDA_VISIBLE_DEVICES-unset}] auto [${__AUTO_CUDA_VISIBLE_DEVICES-unset}] '
-                               'on-node $SLURM_GPUS_ON_NODE"\n' + body)
+    script = write_job(folder, 'echo "batch [${CUDA_VISIBLE_DEVICES-unset}] '
+                               'auto [${__AUTO_CUDA_VISIBLE_DEVICES-unset}] on-node $SLURM_GPUS_ON_NODE"\n' + body)
     record = cluster.run("--nodes=2", "--ntasks-per-node=2", "--cpus-per-task=1", *options, "--output=out.%j",
                          "--error=err.%j", script, cwd=folder)
     assert record["JobState"] == "COMPLETED", read(folder / f"err.{record['JobId']}")
@@ -108,7 +108,7 @@ def test_psslurm_gives_each_of_several_tasks_on_a_node_one_gpu_and_a_lone_task_a
 
 def test_psslurm_keeps_the_gpu_list_a_script_exported_for_every_task(local_slurm: LocalCluster, tmp_path: Path) -> None:
     """psidpin.c PSIDpin_checkAutoVar: the export differs from __AUTO_CUDA_VISIBLE_DEVICES (no trailing spaces), so
-    the user changed it and every task keeps it, as JSC's run_loader.sbatch relies on."""
+    the user changed it and every task keeps it, as JSC's course script code/dataloading/run_loader.sh relies on."""
     lines = gpu_job(local_slurm, tmp_path, "export CUDA_VISIBLE_DEVICES=0,1,2,3\n" + step("exported"), "--gres=gpu:4")
     assert lines[1:] == ["exported dc01 0 [0,1,2,3]", "exported dc01 1 [0,1,2,3]", "exported dc02 0 [0,1,2,3]",
                          "exported dc02 1 [0,1,2,3]"], lines
