@@ -50,6 +50,22 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r requirements.txt
 
+# JURECA's software stage, as far as PyPI has it, in a tree of its own: Python 3.11, PyTorch 2.1.2, torchvision 0.16.2,
+# NumPy 1.26 (the local cluster's module tree then offers PyTorch/2.1.2 and torchvision/0.16.2; a test runs the
+# course on them). About 5 GB (torch 2.1.2 brings about 2.5 GB of NVIDIA wheels): only in CI or when asked for.
+if [[ ${COURSE_STAGE_2024:-} == 1 || ${CI:-} == true ]]; then
+  if [[ ! -f .venv-stage2024/complete ]]; then  # a build that stopped half-way is started again
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+      || { echo "setup: the stage tree needs Python 3.11 (Stages/2024); set PYTHON=/path/to/python3.11" >&2; exit 1; }
+    echo "setup: building .venv-stage2024 (PyTorch 2.1.2, torchvision 0.16.2, NumPy 1.26.4: about 5 GB)"
+    rm -rf .venv-stage2024
+    "$PYTHON" -m venv .venv-stage2024
+    .venv-stage2024/bin/python -m pip install -q torch==2.1.2 torchvision==0.16.2 numpy==1.26.4
+    touch .venv-stage2024/complete
+  fi
+  echo "setup: stage tree .venv-stage2024 ready (the local cluster's start.sh adds its modules)"
+fi
+
 echo "setup: building the book (executes every lesson page on the CPU)"
 .venv/bin/jupyter-book build . -W --keep-going
 echo "setup: done. Open $(pwd)/_build/html/index.html in your browser."

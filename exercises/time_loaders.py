@@ -26,8 +26,10 @@ if missing:
 # variables; started without srun (a laptop, the login node) there are none: then 1 task, rank 0.
 raise NotImplementedError("TODO: ntasks and rank from Slurm's environment variables; without srun: 1 and 0")
 # --- end of your work ---
-# Each task of a node takes its own GPU: SLURM_LOCALID numbers the tasks of a node 0, 1, 2, 3
-device = torch.device(f"cuda:{os.environ.get('SLURM_LOCALID', 0)}" if torch.cuda.is_available() else "cpu")
+# Each task of a node takes its own GPU among those it can see. On JURECA-DC each of several tasks on a node sees
+# only its own GPU (cuda:0); where a task sees all of them, SLURM_LOCALID (0, 1, 2, 3 on a node) picks one.
+device = torch.device(f"cuda:{int(os.environ.get('SLURM_LOCALID', 0)) % torch.cuda.device_count()}"
+                      if torch.cuda.is_available() else "cpu")
 for name, (Format, path) in formats.items():
     dataset = Format(path, size=224)  # every picture scaled to 224 x 224 pixels, as for the cat classifier
     # --- your work ---

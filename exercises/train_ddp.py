@@ -12,13 +12,15 @@ def main():
     device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")  # a GPU of its own
     # --- your work ---
     # TODO: join the other processes: dist.init_process_group(backend, timeout=...). Which backend for `device`
-    # (GPUs talk through NCCL, CPUs through gloo), and why a timeout (what if one process is lost)?
+    # (GPUs talk through NCCL, CPUs through gloo), and why a timeout (what if one process is lost)? On a GPU, first
+    # make `device` this process's current GPU (torch.cuda.set_device), so that NCCL uses it and not GPU 0.
     raise NotImplementedError("TODO: join the process group, with the backend for the device and a timeout")
     # --- end of your work ---
     rank, world = dist.get_rank(), dist.get_world_size()
     # --- your work ---
     # TODO: `sampler`, a torch.utils.data.DistributedSampler giving this process its own share of `data` (seed 0),
-    # and `model`: make_model() on `device`, wrapped in torch.nn.parallel.DistributedDataParallel.
+    # and `model`: make_model() on `device`, wrapped in torch.nn.parallel.DistributedDataParallel (on a GPU with
+    # device_ids=[local_rank], the one GPU it trains on).
     raise NotImplementedError("TODO: this process's share of the data (sampler), and the model wrapped for DDP")
     # --- end of your work ---
     loader = torch.utils.data.DataLoader(data, BATCH, sampler=sampler, num_workers=WORKERS, drop_last=True)

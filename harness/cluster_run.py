@@ -72,7 +72,7 @@ def what_it_got(reports: list[Report]) -> dict:
     """Figures every job's verdict shows: cores and GPUs its programs got, the nodes they ran on."""
     if not reports:
         return {}
-    return {"cores": min(r.cores or 0 for r in reports), "gpus": min(r.gpus_allocated for r in reports),
+    return {"cores": min(r.cores or 0 for r in reports), "gpus": min(r.gpus_of_job for r in reports),
             "nodes": ",".join(sorted({r.node for r in reports})), "processes": len(reports)}
 
 
@@ -84,12 +84,12 @@ def generic_problems(result: JobResult, cluster_job: ClusterJob) -> list[str]:
                 f"(read the error file)"]
     problems = []
     if cluster_job.gpus:
-        want, got = result.site.gpus_per_node, min(r.gpus_allocated for r in programs)
+        want, got = result.site.gpus_per_node, min(r.gpus_of_job for r in programs)
         if got == 0:
             problems.append(f"Slurm gave the job no GPU (CUDA_VISIBLE_DEVICES is not set): on {result.site.name} a "
                             f"job gets GPUs only when it asks; add `#SBATCH --gres=gpu:{want}` to {sbatch}")
         elif got < want:
-            problems.append(f"the program saw {got} of the {want} GPUs of a node: ask for `--gres=gpu:{want}` "
+            problems.append(f"the job got {got} of the {want} GPUs of a node: ask for `--gres=gpu:{want}` "
                             f"in {sbatch}")
     want_cores = result.settings["cpus_per_task"]
     got_cores = min(r.cores or 0 for r in programs)

@@ -40,6 +40,13 @@ material has shipped:
    `mkdir`, `touch`ed files, `>` redirections, and the arguments after a program's own file
    (`python pack.py IMAGES packed` makes `packed/`). In usage comments, which are prose, a word counts as a file
    only if it looks like a path (holds a `/` or a suffix): "sbatch reads the #SBATCH lines" names no file.
+6. **A GPU by local id where each task sees one** (`local_id_gpus`): a job with more than one task per node
+   (`--ntasks-per-node` above 1) whose `srun` starts a course program (found beside the script, in `exercises/` or
+   in `solutions/`) that picks `cuda:<SLURM_LOCALID>`: a line naming `cuda` and `SLURM_LOCALID` (or a name assigned
+   from it) but not `device_count`. On JURECA-DC, psslurm gives each of several tasks on a node one GPU of its
+   own, so every task but the first asks for a GPU it cannot see ("invalid device ordinal"). Fine: picking among
+   the GPUs the task sees (`... % torch.cuda.device_count()`), or a script that exports `CUDA_VISIBLE_DEVICES`
+   before the srun (then psslurm leaves every task all of them, as JSC's own loader script does).
 """
 from __future__ import annotations
 
@@ -140,7 +147,7 @@ def conflict_markers(root: Path, files: list[Path] | None = None) -> list[Proble
     return problems
 
 
-# --- sbatch files: rules 1, 3, 4 --------------------------------------------------------------------------------------
+# --- sbatch files: rules 1, 3, 4, 6 -----------------------------------------------------------------------------------
 
 @dataclass
 class Sbatch:
@@ -283,17 +290,67 @@ def srun_cpus(script: Sbatch, rel: str, sites: Sites) -> list[Problem]:
     return []
 
 
+LOCAL_ID = re.compile(r"\bSLURM_LOCALID\b")
+ASSIGNED = re.compile(r"^\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*=[^=]")
+
+
+def _picks_gpu_by_local_id(program: Path) -> int:
+    """The line (1-based) where `program` picks `cuda:<local id>` without looking at what it sees; 0 if none."""
+    names = set()
+    for number, line in enumerate(program.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        code = line.split("#", 1)[0]
+        by_local_id = LOCAL_ID.search(code) or any(re.search(rf"\b{name}\b", code) for name in names)
+        if by_local_id and "cuda" in code and "device_count" not in code:
+            return number
+        assigned = ASSIGNED.match(code)
+        if assigned and LOCAL_ID.search(code) and "cuda" not in code:
+            names.update(name.strip() for name in assigned.group(1).split(","))
+    return 0
+
+
+def local_id_gpus(script: Sbatch, rel: str, root: Path) -> list[Problem]:
+    tasks = script.options.get("ntasks-per-node", (0, "1"))[1]
+    if not tasks.isdigit() or int(tasks) <= 1 or script.first_command is None:
+        return []
+    start = script.first_command[0]
+    body = [(start + i, line) for i, line in enumerate(script.lines[start - 1:])]
+    for number, text in bookcommands.logical_lines(body):
+        for simple in words(text):
+            if list(simple.words[:1]) in (["export"], ["declare"]) and any(
+                    word.startswith("CUDA_VISIBLE_DEVICES=") for word in simple.words[1:]):
+                return []  # every task keeps the whole list (psslurm: a changed variable is left alone)
+            command = [word for word in simple.words if not re.match(r"^[A-Za-z_]\w*=", word)]
+            if command[:1] != ["srun"]:
+                continue
+            python = next((i for i, word in enumerate(command) if PYTHON.match(word)), None)
+            name = _program(command[python + 1:])[0] if python is not None else None
+            if not name or not name.endswith(".py"):
+                continue
+            places = [script.path.parent, root / "exercises", root / "solutions"]
+            for program in (place / PurePosixPath(name).name for place in places):
+                line = _picks_gpu_by_local_id(program) if program.is_file() else 0
+                if line:
+                    return [Problem(rel, number, f"{int(tasks)} tasks per node run {name}, which picks "
+                                                 f"`cuda:<SLURM_LOCALID>` ({_relative(program, root)}:{line}); on "
+                                                 f"JURECA-DC psslurm gives each of them one GPU of its own, so every "
+                                                 f"task but the first asks for a GPU it cannot see (\"invalid device "
+                                                 f"ordinal\"): pick among the GPUs the task sees (SLURM_LOCALID % "
+                                                 f"torch.cuda.device_count())")]
+    return []
+
+
 def sbatch_files(root: Path, files: list[Path] | None = None) -> list[Path]:
     return [p for p in (course_files(root) if files is None else files) if p.suffix == ".sbatch"]
 
 
 def check_sbatch(root: Path, files: list[Path] | None = None) -> list[Problem]:
-    """Rules 1, 3 and 4 for every sbatch file of the course."""
+    """Rules 1, 3, 4 and 6 for every sbatch file of the course."""
     sites = read_sites(root)
     problems = []
     for path in sbatch_files(root, files):
         script, rel = read_sbatch(path), _relative(path, root)
         problems += sbatch_order(script, rel) + gpus(script, rel, sites) + srun_cpus(script, rel, sites)
+        problems += local_id_gpus(script, rel, root)
     return problems
 
 

@@ -16,6 +16,13 @@ DEAD_PROXY = "http://127.0.0.1:9"  # nobody listens there: downloads by non-Pyth
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy")
 
 
+def cuda_standin_env(gpus_real: bool) -> dict[str, str]:
+    """What a job's environment needs so that, on a site whose GPUs are stand-ins (`gpus_real = false`), its programs
+    meet CUDA's rule for the GPUs they were given (harness/jobsite/sitecustomize.py, COURSE_CUDA_STANDIN): a task
+    that asks for a GPU it cannot see fails with "invalid device ordinal", as on a GPU node. Nothing on real GPUs."""
+    return {} if gpus_real else {"COURSE_CUDA_STANDIN": "1"}
+
+
 def report_env(folder: Path | str | None, *, offline: bool = False, base: dict[str, str] | None = None,
                detail: str = "") -> dict[str, str]:
     """`base` (default: this process's environment) with the reporter switched on (with `detail`, see
@@ -79,6 +86,7 @@ class Report:
     written: list[str] = field(default_factory=list)  # files opened for writing
     loader_passes: list[list[int]] = field(default_factory=list)  # COURSE_REPORT_DETAIL=loaders
     float64: bool = False  # COURSE_FLOAT64=1 took: torch computed in float64
+    cuda_standin: dict | None = None  # COURSE_CUDA_STANDIN: devices seen, ordinals asked for, the one refused
     started: float = 0.0
     ended: float = 0.0
     path: Path | None = None
@@ -100,9 +108,35 @@ class Report:
         return len([g for g in value.split(",") if g.strip()]) if value and value != "NoDevFiles" else 0
 
     @property
+    def gpus_of_job(self) -> int:
+        """GPUs the job got on the process's node: SLURM_JOB_GPUS, set for the batch script and passed on to its
+        steps. A task may see fewer: psslurm gives each of several tasks on a node one GPU (gpus_allocated)."""
+        value = self.slurm.get("job_gpus")
+        return len([g for g in value.split(",") if g.strip()]) if value else self.gpus_allocated
+
+    @property
     def fit(self) -> Fit | None:
         """The last training of the process, if it trained with fastai."""
         return self.fits[-1] if self.fits else None
+
+
+def unseen_gpu_problems(reports: list[Report]) -> list[str]:
+    """The first process that asked for a GPU it cannot see (CUDA's "invalid device ordinal", or the stand-in's
+    record of it), named with its cause: on JURECA-DC (psslurm) each of several tasks on a node sees one GPU."""
+    for report in reports:
+        standin = report.cuda_standin or {}
+        asked = standin.get("refused")
+        if not asked and "invalid device ordinal" not in (report.exception or ""):
+            continue
+        rank = report.rank.get("rank", report.slurm.get("procid", "?"))  # torchrun's rank, else srun's task
+        local = report.rank.get("local_rank", report.slurm.get("localid"))
+        who = f"rank {rank} on {report.node}"
+        return [f"{who}{f' (local id {local})' if local is not None else ''} asked for {asked or 'a GPU'} but sees "
+                f"{standin.get('devices', '?')} GPU(s) (CUDA_VISIBLE_DEVICES={report.cuda_visible_devices!r}): "
+                "invalid device ordinal. A task sees only the GPUs the job asked for (--gres), and on JURECA-DC "
+                "psslurm gives each of several tasks on a node one GPU of its own: start no more processes than the "
+                "task sees GPUs, and pick among them (torch.cuda.device_count())"]
+    return []
 
 
 def read_files(folder: Path | str) -> dict[str, list[str]]:

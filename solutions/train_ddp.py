@@ -11,12 +11,15 @@ def main():
     local_rank = int(os.environ["LOCAL_RANK"])  # torchrun sets RANK, LOCAL_RANK and WORLD_SIZE for each process
     device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")  # a GPU of its own
     # --- your work ---
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL and every bare "cuda" of this process mean this GPU, not GPU 0
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(minutes=5))
     # --- end of your work ---
     rank, world = dist.get_rank(), dist.get_world_size()
     # --- your work ---
     sampler = torch.utils.data.DistributedSampler(data, num_replicas=world, rank=rank, seed=0)  # its share
-    model = torch.nn.parallel.DistributedDataParallel(make_model().to(device))
+    gpu = [local_rank] if device.type == "cuda" else None  # DDP's device_ids: the one GPU it trains on (CPU: None)
+    model = torch.nn.parallel.DistributedDataParallel(make_model().to(device), device_ids=gpu)
     # --- end of your work ---
     loader = torch.utils.data.DataLoader(data, BATCH, sampler=sampler, num_workers=WORKERS, drop_last=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)

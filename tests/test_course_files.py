@@ -183,6 +183,32 @@ def test_a_one_core_job_needs_no_export(course: Path):
     assert problems(course) == []
 
 
+# --- rule 6: several tasks per node, each picking cuda:<local id> -----------------------------------------------------
+
+COURSE_DEVICE = "device = torch.device(f\"cuda:{int(os.environ.get('SLURM_LOCALID', 0)) % torch.cuda.device_count()}\""
+OLD_DEVICE = "device = torch.device(f\"cuda:{os.environ.get('SLURM_LOCALID', 0)}\""
+
+
+@pytest.mark.parametrize("program", ["exercises/time_loaders.py", "solutions/time_loaders.py"])
+def test_a_program_picking_the_gpu_by_local_id_for_several_tasks_per_node_is_caught(course: Path, program: str):
+    """time_loaders.py as the course had it, started 4 per node by loaders.sbatch: on JURECA-DC tasks 1-3 fail."""
+    wrong = edit(course / program, COURSE_DEVICE, OLD_DEVICE)
+    srun = line_of(course / "slurm/loaders.sbatch", 'srun python time_loaders.py "$packed" --images "$images" "$@"')
+    only(problems(course), "slurm/loaders.sbatch", srun, "4 tasks per node", f"{program}:{wrong}", "psslurm",
+         "invalid device ordinal", "device_count")
+
+
+def test_a_local_id_is_fine_where_the_script_keeps_every_gpu_visible_or_one_task_runs_per_node(course: Path):
+    edit(course / "solutions/time_loaders.py", COURSE_DEVICE, OLD_DEVICE)
+    script = course / "slurm/loaders.sbatch"
+    text = script.read_text()
+    script.write_text(text.replace("\nsrun python", "\nexport CUDA_VISIBLE_DEVICES=0,1,2,3   # as JSC's run_loader.sh"
+                                                   "\nsrun python", 1))
+    assert problems(course) == []
+    script.write_text(text.replace("--ntasks-per-node=4", "--ntasks-per-node=1"))
+    assert not [p for p in problems(course) if "invalid device ordinal" in p]
+
+
 # --- rule 5: commands that name a file that is not where they run ----------------------------------------------------
 
 def test_the_published_sbatch_fastai_sbatch_from_the_exercises_folder_is_caught(course: Path):

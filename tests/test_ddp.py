@@ -135,7 +135,8 @@ BROKEN = {
     "the DDP wrapper is saved, not the network": ([("model.module.state_dict()", "model.state_dict()")], "model",
                                                   "save the bare network"),
     "the gradients are not averaged (no DDP)": (
-        [("torch.nn.parallel.DistributedDataParallel(make_model().to(device))", "make_model().to(device)"),
+        [("torch.nn.parallel.DistributedDataParallel(make_model().to(device), device_ids=gpu)",
+          "make_model().to(device)"),
          ("model.module.state_dict()", "model.state_dict()")], "loss", "not averaged"),
 }
 
@@ -217,15 +218,18 @@ def test_a_todo_of_exercise_4_says_to_finish_it_first(tmp_path: Path) -> None:
 
 # --- 5c: the batch script on the two-node local cluster ----------------------------------------------------------
 
-def submit_ddp(cluster: LocalCluster, folder: Path, data: Path, venv: Path, time: str) -> tuple[dict, Path]:
-    """slurm/ddp.sbatch from `folder` (which holds the programs), as a student submits it; the command line adds
-    what this machine needs (2 cores a node) and the short run's knobs. Returns Slurm's record and the folder."""
+def submit_ddp(cluster: LocalCluster, folder: Path, data: Path, venv: Path, time: str, *options: str,
+               script: Path = ROOT / "slurm" / "ddp.sbatch", **extra: str) -> tuple[dict, Path]:
+    """slurm/ddp.sbatch (or `script`) from `folder` (which holds the programs), as a student submits it; the command
+    line adds what this machine needs (2 cores a node), `options`, and the short run's knobs (`extra`: more of
+    them). Returns Slurm's record and the folder."""
     from harness.report import report_env
 
-    shutil.copy2(ROOT / "slurm" / "ddp.sbatch", folder / "ddp.sbatch")
+    shutil.copy2(script, folder / "ddp.sbatch")
     env = report_env(folder / "reports", offline=True, base=ddp.clean_env(
-        COURSE_VENV=str(venv), DATA=str(data), EPOCHS="3", BATCH="8", WORKERS="1"))
-    record = cluster.run("--cpus-per-task=2", f"--time={time}", "ddp.sbatch", cwd=folder, env=env, timeout_s=600)
+        COURSE_VENV=str(venv), DATA=str(data), **{"EPOCHS": "3", "BATCH": "8", "WORKERS": "1", **extra}))
+    record = cluster.run("--cpus-per-task=2", f"--time={time}", *options, "ddp.sbatch", cwd=folder, env=env,
+                         timeout_s=600)
     return record, folder
 
 
@@ -272,3 +276,40 @@ def test_a_crashing_rank_fails_the_batch_job(local_slurm: LocalCluster, ddp_refe
     assert record["JobState"] == "FAILED", f"{record['JobState']} after {record['RunTime']}\n{text}"
     assert "deliberate crash of rank 7 in epoch 1" in text and "rank      : 7 " in text, text
     print(f"failed after {record['RunTime']} of the 5 min limit")
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("variant", ["course", "SLURM_GPUS_ON_NODE"])
+def test_the_one_gpu_variant_starts_one_process_per_node(variant: str, local_slurm: LocalCluster,
+                                                         ddp_reference: ddp.Packed, ddp_course_venv: Path,
+                                                         tmp_path: Path) -> None:
+    """The book's `--gres=gpu:1` variant. On JURECA-DC (psslurm, as the local cluster) SLURM_GPUS_ON_NODE is the
+    node's 4 whatever --gres asked, so the script as the course had it starts four processes for the one GPU, and
+    processes 1-3 ask for a GPU they cannot see (the reporter's CUDA stand-in fails them as CUDA would). The course's
+    ddp.sbatch counts the job's GPUs: one process per node, world size 2."""
+    script = ROOT / "slurm" / "ddp.sbatch"
+    if variant != "course":
+        text = script.read_text()
+        assert '--nproc_per_node="${#gpu_ids[@]}"' in text, "update this broken copy: ddp.sbatch changed"
+        script = tmp_path / "broken.sbatch"
+        script.write_text(text.replace('--nproc_per_node="${#gpu_ids[@]}"', '--nproc_per_node="$SLURM_GPUS_ON_NODE"'))
+    folder = tmp_path / "job"
+    folder.mkdir()
+    for program in ("datasets.py", "train.py", "train_ddp.py"):
+        shutil.copy2(ROOT / "solutions" / program, folder / program)
+    record, folder = submit_ddp(local_slurm, folder, ddp.data_of(ddp_reference), ddp_course_venv, "00:05:00",
+                                "--gres=gpu:1", script=script, EPOCHS="1", COURSE_CUDA_STANDIN="1")
+    workers = [r for r in ddp.read_reports(folder / "reports") if r.program == "train_ddp.py"]
+    # A process that torchrun stops (SIGTERM) writes no report; those that failed or finished do.
+    per_node = {node: sum(1 for r in workers if ddp.node_of(r) == node) for node in ddp.nodes_of(workers)}
+    if variant == "course":
+        assert record["JobState"] == "COMPLETED", job_text(folder, record)
+        assert per_node == {"dc01": 1, "dc02": 1}, per_node
+        assert {r.dist["world_size"] for r in workers} == {2} and all(r.cuda_standin["asked"] == [0] for r in workers)
+    else:
+        assert record["JobState"] == "FAILED", job_text(folder, record)
+        started = {node: 1 + max(int(r.rank["local_rank"]) for r in workers if ddp.node_of(r) == node)
+                   for node in per_node}
+        assert started == {"dc01": 4, "dc02": 4}, started  # local ranks up to 3: four processes for one GPU
+        problem = ddp.unseen_gpu_problems(workers)
+        assert problem and "but sees 1 GPU(s)" in problem[0], problem

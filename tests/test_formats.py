@@ -141,6 +141,31 @@ def test_share_check_catches(mistake: str, old: str, new: str, formats_pictures,
     assert problems, f"{mistake}: not caught"
 
 
+# A step of two tasks on one node as JURECA-DC's psslurm starts it: each task sees one GPU (its own, as cuda:0).
+TODAYS_DEVICE_RULE = (" % torch.cuda.device_count()}", "}")  # back to cuda:$SLURM_LOCALID, as the course had it
+
+
+def test_each_task_takes_a_gpu_it_can_see_when_psslurm_gives_it_one(target_dir: Path, formats_pictures,
+                                                                    tmp_path: Path) -> None:
+    shares = fmt.run_shares(target_dir, formats_pictures.packed, formats_pictures.images, 2, tmp_path / "run",
+                            gpu_per_task=True)
+    problems = fmt.share_problems(shares, formats_pictures.names)
+    assert not problems, problems[0]
+    assert all(line["device"] == "cuda:0" for line in fmt.printed(shares.output)), shares.output
+    assert [r.cuda_standin["asked"] for r in shares.reports if r.cuda_standin] == [[0], [0]]
+
+
+def test_a_task_asking_for_a_gpu_it_cannot_see_fails_naming_the_cause(formats_pictures, tmp_path: Path) -> None:
+    """time_loaders.py as the course had it picks cuda:$SLURM_LOCALID: rank 1 asks for cuda:1 and sees one GPU."""
+    folder = broken_copy(tmp_path, "time_loaders.py", *TODAYS_DEVICE_RULE)
+    step = fmt.run_shares(folder, formats_pictures.packed, None, 2, tmp_path / "run", gpu_per_task=True)
+    problems = fmt.share_problems(step, formats_pictures.names)
+    assert problems and "rank 1" in problems[0] and "invalid device ordinal" in problems[0], problems
+    _, problems = fmt.check_loaders_job(job_result(tmp_path / "job", [step], len(formats_pictures.names),
+                                                   formats_pictures.images))
+    assert "asked for cuda:1 but sees 1 GPU(s)" in problems[0] and "psslurm" in problems[0], problems
+
+
 # --- the cluster job ------------------------------------------------------------------------------------------------
 
 def job_result(tmp_path: Path, steps: list[fmt.Shares], count: int, images: Path, drop_rank: int | None = None):
@@ -209,3 +234,36 @@ def test_sbatch_check_catches_the_defects_of_published_course_files(defect: str,
                 "no SRUN_CPUS_PER_TASK": "SRUN_CPUS_PER_TASK", "one task per node": "one task per GPU"}[defect]
     problems = fmt.loaders_sbatch_problems(script)
     assert any(expected in p for p in problems), problems
+
+
+# --- on the local cluster: loaders.sbatch as submitted, psslurm's GPU binding, the CUDA stand-in ---------------------
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("variant", ["course", "cuda:$SLURM_LOCALID"])
+def test_loaders_job_on_the_psslurm_like_cluster(variant: str, local_slurm, formats_pictures, ddp_course_venv: Path,
+                                                 tmp_path: Path) -> None:
+    """slurm/loaders.sbatch with two tasks per node (a local node has two cores): psslurm gives each task one GPU.
+    The course's time_loaders.py takes cuda:0 in each task and the job completes; as the course had it (cuda:
+    $SLURM_LOCALID) task 1 asks for cuda:1, fails with "invalid device ordinal", and the verdict says why."""
+    from harness.report import read_reports, report_env, unseen_gpu_problems
+
+    folder = broken_copy(tmp_path, "time_loaders.py", *TODAYS_DEVICE_RULE) if variant != "course" else tmp_path / "job"
+    folder.mkdir(exist_ok=True)
+    for program in ("datasets.py", "time_loaders.py") if variant == "course" else ():
+        shutil.copy2(SOLUTIONS / program, folder / program)
+    shutil.copy2(ROOT / "slurm" / "loaders.sbatch", folder / "loaders.sbatch")
+    env = report_env(folder / "reports", offline=True, base=fmt.clean_env(
+        COURSE_VENV=str(ddp_course_venv), PETS_PACKED=str(formats_pictures.packed),
+        PETS_IMAGES=str(formats_pictures.images), WORKERS="0", COURSE_CUDA_STANDIN="1"))
+    record = local_slurm.run("--ntasks-per-node=2", "--cpus-per-task=1", "--time=00:05:00", "loaders.sbatch",
+                             cwd=folder, env=env, timeout_s=600)
+    errors = (folder / f"error.{record['JobId']}").read_text(errors="replace")
+    reports = read_reports(folder / "reports", ["time_loaders.py"])
+    if variant == "course":
+        assert record["JobState"] == "COMPLETED", errors
+        assert sorted(r.cuda_visible_devices for r in reports) == ["0", "0", "1", "1"], reports  # one GPU each
+        assert all(r.cuda_standin["asked"] == [0] for r in reports) and unseen_gpu_problems(reports) == []
+    else:
+        assert record["JobState"] == "FAILED" and "invalid device ordinal" in errors, errors
+        problem = unseen_gpu_problems(reports)
+        assert problem and "(local id 1) asked for cuda:1 but sees 1 GPU(s)" in problem[0], problem

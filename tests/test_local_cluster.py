@@ -69,7 +69,58 @@ def test_job_sees_four_gpus(local_slurm: LocalCluster, tmp_path: Path) -> None:
     script = write_job(tmp_path, 'echo "gpus=$CUDA_VISIBLE_DEVICES"\n')
     record = local_slurm.run("--gres=gpu:4", f"--reservation={RESERVATION}", "--output=out.%j", script, cwd=tmp_path)
     assert record["JobState"] == "COMPLETED", record
-    assert "gpus=0,1,2,3" in read(tmp_path / f"out.{record['JobId']}")
+    assert "gpus=0,1,2,3     " in read(tmp_path / f"out.{record['JobId']}")  # psslurm's five spaces
+
+
+# --- GPUs as JURECA-DC's psslurm hands them out (slurm/local-cluster/task-prolog.sh.in, README.md) --------------------
+# Each test runs one job of two nodes with two one-core tasks each (a local node has two cores). A line per task:
+# `<label> <node> <local id> [<CUDA_VISIBLE_DEVICES>]`, sorted; [unset] when the variable is not set at all.
+
+SHOW = 'echo "{label} $SLURMD_NODENAME $SLURM_LOCALID [${{CUDA_VISIBLE_DEVICES-unset}}]"'
+
+
+def step(label: str, *options: str) -> str:
+    return f"srun --cpus-per-task=1 {' '.join(options)} bash -c '{SHOW.format(label=label)}' | sort\n"
+
+
+def gpu_job(cluster: LocalCluster, folder: Path, body: str, *options: str) -> list[str]:
+    folder.mkdir(exist_ok=True)
+    script = write_job(folder, 'echo "batch [${CUDA_VISIBLE_DEVICES-unset}] '
+                               'auto [${__AUTO_CUDA_VISIBLE_DEVICES-unset}] on-node $SLURM_GPUS_ON_NODE"\n' + body)
+    record = cluster.run("--nodes=2", "--ntasks-per-node=2", "--cpus-per-task=1", *options, "--output=out.%j",
+                         "--error=err.%j", script, cwd=folder)
+    assert record["JobState"] == "COMPLETED", read(folder / f"err.{record['JobId']}")
+    return read(folder / f"out.{record['JobId']}").splitlines()
+
+
+def test_psslurm_gives_each_of_several_tasks_on_a_node_one_gpu_and_a_lone_task_all(local_slurm: LocalCluster,
+                                                                                   tmp_path: Path) -> None:
+    """psslurmpin.c getRankGpuPinning (gpus_per_task 1, closest: here task i gets the i-th GPU) and psslurmenv.c
+    setGPUEnv (one task on a node: all the step's GPUs there); the batch script gets the list plus five spaces."""
+    lines = gpu_job(local_slurm, tmp_path, step("two") + step("one", "--ntasks=2", "--ntasks-per-node=1"),
+                    "--gres=gpu:4")
+    assert lines == ["batch [0,1,2,3     ] auto [0,1,2,3     ] on-node 4",
+                     "two dc01 0 [0]", "two dc01 1 [1]", "two dc02 0 [0]", "two dc02 1 [1]",
+                     "one dc01 0 [0,1,2,3]", "one dc02 0 [0,1,2,3]"], lines
+
+
+def test_psslurm_keeps_the_gpu_list_a_script_exported_for_every_task(local_slurm: LocalCluster, tmp_path: Path) -> None:
+    """psidpin.c PSIDpin_checkAutoVar: the export differs from __AUTO_CUDA_VISIBLE_DEVICES (no trailing spaces), so
+    the user changed it and every task keeps it, as JSC's course script code/dataloading/run_loader.sh relies on."""
+    lines = gpu_job(local_slurm, tmp_path, "export CUDA_VISIBLE_DEVICES=0,1,2,3\n" + step("exported"), "--gres=gpu:4")
+    assert lines[1:] == ["exported dc01 0 [0,1,2,3]", "exported dc01 1 [0,1,2,3]", "exported dc02 0 [0,1,2,3]",
+                         "exported dc02 1 [0,1,2,3]"], lines
+
+
+def test_gpus_on_node_is_the_nodes_count_whatever_gres_asked(local_slurm: LocalCluster, tmp_path: Path) -> None:
+    """psslurmenv.c setJobEnv: SLURM_GPUS_ON_NODE is the node's GPU count. --gres=gpu:1: both tasks of a node share
+    the one GPU (0); no --gres: no GPU variable at all, but still SLURM_GPUS_ON_NODE=4."""
+    lines = gpu_job(local_slurm, tmp_path / "one", step("one-gpu"), "--gres=gpu:1")
+    assert lines == ["batch [0     ] auto [0     ] on-node 4", "one-gpu dc01 0 [0]", "one-gpu dc01 1 [0]",
+                     "one-gpu dc02 0 [0]", "one-gpu dc02 1 [0]"], lines
+    lines = gpu_job(local_slurm, tmp_path / "none", step("no-gres"))
+    assert lines == ["batch [unset] auto [unset] on-node 4", "no-gres dc01 0 [unset]", "no-gres dc01 1 [unset]",
+                     "no-gres dc02 0 [unset]", "no-gres dc02 1 [unset]"], lines
 
 
 def test_request_beyond_the_node_is_refused(local_slurm: LocalCluster, tmp_path: Path) -> None:

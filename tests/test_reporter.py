@@ -11,7 +11,7 @@ import textwrap
 import threading
 from pathlib import Path
 
-from harness.report import read_files, read_reports, report_env
+from harness.report import read_files, read_reports, report_env, unseen_gpu_problems
 
 
 def run(code: str, tmp_path: Path, *, offline: bool = False, detail: str = "", **extra: str):
@@ -114,3 +114,62 @@ def test_the_system_sitecustomize_still_runs_after_the_reporter(tmp_path: Path) 
     done = subprocess.run([sys.executable, "-c", "import os; print(os.environ.get('SYSTEM_SITECUSTOMIZE'))"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "ran" and read_reports(tmp_path / "reports"), done.stderr
+
+
+# --- the CUDA stand-in (COURSE_CUDA_STANDIN=1): the test cluster's GPUs follow CUDA's ordinal rule --------------------
+
+STANDIN_PROGRAM = """
+    import os, torch, torch.distributed as dist
+    print("devices", torch.cuda.is_available(), torch.cuda.device_count())
+    device = torch.device(f"cuda:{os.environ['WANT']}")
+    torch.cuda.set_device(device)
+    model = torch.nn.Linear(2, 1).to(device)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ["PORT"], RANK="0", WORLD_SIZE="1")
+    dist.init_process_group("nccl")
+    ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
+    loss = ddp(torch.ones(4, 2).to(device)).sum()
+    loss.backward()
+    print("trained on", loss.device, dist.get_backend())
+    dist.destroy_process_group()
+"""
+
+
+def free_port() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
+
+
+def test_a_stand_in_gpu_the_process_can_see_works_on_the_cpu(tmp_path: Path) -> None:
+    """psslurm's batch value ends in five spaces: CUDA still counts four devices, and so does the stand-in."""
+    done, report = run(STANDIN_PROGRAM, tmp_path, COURSE_CUDA_STANDIN="1", CUDA_VISIBLE_DEVICES="0,1,2,3     ",
+                       WANT="3", PORT=free_port())
+    assert done.returncode == 0, done.stderr
+    assert "devices True 4" in done.stdout and "trained on cpu gloo" in done.stdout
+    assert report.cuda_standin["devices"] == 4 and report.cuda_standin["asked"] == [3]
+    assert report.cuda_standin["refused"] is None and report.cuda_standin["backend"] == "nccl"
+    assert report.dist["backend"] == "gloo"
+
+
+def test_a_stand_in_gpu_past_those_the_process_sees_fails_as_cuda_does(tmp_path: Path) -> None:
+    """A task that psslurm gave one GPU (CUDA_VISIBLE_DEVICES=1, seen as cuda:0) and that asks for cuda:1."""
+    done, report = run(STANDIN_PROGRAM, tmp_path, COURSE_CUDA_STANDIN="1", CUDA_VISIBLE_DEVICES="1", WANT="1",
+                       PORT=free_port(), SLURM_PROCID="1", SLURM_LOCALID="1")
+    assert done.returncode == 1 and "CUDA error: invalid device ordinal" in done.stderr
+    assert "devices True 1" in done.stdout
+    assert report.cuda_standin["refused"] == "cuda:1" and report.exception.startswith("RuntimeError: CUDA error")
+    problem = unseen_gpu_problems([report])
+    assert len(problem) == 1 and "rank 1" in problem[0] and "asked for cuda:1 but sees 1 GPU" in problem[0], problem
+
+
+def test_without_the_switch_torch_is_left_as_it_is(tmp_path: Path) -> None:
+    """The stand-in is for jobs on stand-in GPUs only: elsewhere a CPU-only torch still says it has no CUDA."""
+    import torch
+
+    if torch.cuda.is_available():
+        import pytest
+        pytest.skip("not checked: this machine has real CUDA, so the stand-in never applies; it is checked on CPUs")
+    done, report = run("import torch; print(torch.cuda.is_available(), torch.cuda.device_count())", tmp_path,
+                       CUDA_VISIBLE_DEVICES="0,1")
+    assert done.returncode == 0 and done.stdout.split() == ["False", "0"] and report.cuda_standin is None
+    assert unseen_gpu_problems([report]) == []

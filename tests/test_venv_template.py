@@ -10,6 +10,7 @@ import pytest
 
 from harness.localcluster import LocalCluster, clean_env
 from harness.report import report_env
+from harness.requires import require
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "venv-template"
@@ -102,3 +103,37 @@ def test_fastai_script_activates_the_venv(built_venv, local_slurm: LocalCluster,
     assert record["JobState"] == "COMPLETED" and record["JobName"] == "cat-classifier", output
     assert f"prefix={copy / 'venv'}" in output
     assert "epochs=1" in output
+
+
+# --- JURECA's software stage (Stages/2024) as far as PyPI has it ---------------------------------------------------
+
+STAGE = ROOT / ".venv-stage2024"  # PyTorch 2.1.2, torchvision 0.16.2, NumPy 1.26.4: COURSE_STAGE_2024=1 ./setup.sh
+STAGE_MODULE = "Stages/2024/MPI/GCC/12.3.0/OpenMPI/4.1.5/PyTorch/2.1.2.lua"
+
+
+@pytest.mark.parametrize("template", ["course", "without-numpy-kept"])
+def test_the_course_venv_runs_day_1_and_day_2_on_the_stage_versions(template: str, tmp_path: Path) -> None:
+    """tests/stage_2024.sh: the venv template on `module load PyTorch/2.1.2 torchvision/0.16.2`, then matrix.py,
+    cats.py, pack.py, time_loaders.py and train_ddp.py (torchrun, two processes). The template as it was, keeping
+    only torch, torchvision and torchaudio from the modules, lets pip pick pandas 3.1, which needs NumPy 2, and put
+    NumPy 2 into the venv; the module's NumPy 1.26 (the one torch 2.1.2 was built against) still comes first on the
+    path (PYTHONPATH), so fastai's `import pandas` fails and cats.py never starts."""
+    from harness.users import STATE
+
+    modules = Path(STATE) / "modulefiles" / STAGE_MODULE
+    require((STAGE / "complete").is_file(), "the stage tree .venv-stage2024 is missing: run COURSE_STAGE_2024=1 "
+            "./setup.sh (about 5 GB), then slurm/local-cluster/start.sh")
+    require(modules.is_file(), f"the local cluster's module tree has no {modules.name} (PyTorch 2.1.2): run "
+            "slurm/local-cluster/start.sh after building the stage tree")
+    done = subprocess.run(["bash", str(ROOT / "tests" / "stage_2024.sh"), str(tmp_path), template],
+                          capture_output=True, text=True, timeout=1200, env=clean_env())
+    output = done.stdout + done.stderr
+    print(output[-3000:])
+    if template == "course":
+        assert done.returncode == 0 and "STAGE OK" in done.stdout, output[-3000:]
+        assert "STACK torch=2.1.2" in done.stdout and "torchvision=0.16.2" in done.stdout, output[-3000:]
+        assert "numpy=1.26.4" in done.stdout, output[-3000:]
+    else:
+        assert done.returncode != 0 and "STAGE OK" not in done.stdout, output[-3000:]
+        failed = output.split("DAY1 cats", 1)[-1]
+        assert "DAY1 cats" in output and "Please upgrade numpy to >= 2" in failed, output[-3000:]

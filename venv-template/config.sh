@@ -7,5 +7,7 @@ COURSE_MODULES=(
     "Stages/2024"
     "GCC OpenMPI PyTorch torchvision"
 )
-# Packages the modules provide and pip must never replace (see setup.sh).
-COURSE_KEEP_FROM_MODULES=(torch torchvision torchaudio)
+# Packages the modules provide and pip must never replace (see setup.sh). NumPy too: the stage's PyTorch (2.1.2 in
+# Stages/2024) was built against NumPy 1.x, and without this pip picks a pandas (for fastai) that needs NumPy 2;
+# the module's NumPy 1 comes first on the path, so `import pandas`, and with it fastai, fails.
+COURSE_KEEP_FROM_MODULES=(torch torchvision torchaudio numpy)

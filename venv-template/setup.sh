@@ -43,6 +43,20 @@ for name in sys.argv[1:]:
         print(f"{name}=={version(name)}")
     except PackageNotFoundError:
         pass
+# Releases whose metadata accept the stage's versions but that do not import on them (found by
+# tests/stage_2024.sh on PyTorch 2.1.2 and NumPy 1.26, the versions of Stages/2024): pip would pick them.
+# fastai 2.8.5 and later import torch.amp.GradScaler (torch 2.3 and later) yet accept any torch below 3;
+# pyarrow 26 stops at import with "pyarrow requires NumPy 2.0 or newer" yet declares no NumPy requirement.
+def older(name: str, than: tuple[int, int]) -> bool:
+    try:
+        return tuple(int(part) for part in version(name).split("+")[0].split(".")[:2]) < than
+    except (PackageNotFoundError, ValueError):
+        return False
+
+if older("torch", (2, 3)):
+    print("fastai<2.8.5")
+if older("numpy", (2, 0)):
+    print("pyarrow<26")
 PY
 grep -q '^torch==' "$CONSTRAINTS" || die "the modules in config.sh provide no torch: is PyTorch among them?"
 
@@ -50,7 +64,7 @@ grep -q '^torch==' "$CONSTRAINTS" || die "the modules in config.sh provide no to
 # (and needs no network when nothing is).
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
     --constraint "$CONSTRAINTS" --requirement "$HERE/requirements.txt" \
-    || die "pip install failed (a requirement that needs another torch than the module's is refused on purpose)"
+    || die "pip install failed (a requirement that needs another torch or NumPy than the module's is refused on purpose)"
 
 # The promise of this template: torch comes from the module, not from a copy inside the venv.
 torch_file=$("$VENV/bin/python" -c 'import torch; print(torch.__file__)') || die "torch does not import in the venv"

@@ -33,7 +33,7 @@ from harness.exercises.cats import site_caches
 from harness.failures import TODO_RAISED, why_failed
 from harness.offline import Ran, mode, offline_command, offline_env
 from harness.once import once_per_run
-from harness.report import Report, read_reports
+from harness.report import Report, cuda_standin_env, read_reports, unseen_gpu_problems
 
 PER_BREED = 8  # 37 breeds x 8 = 296 pictures: a few seconds per epoch on a two-core CPU
 # The knobs of the local runs. BATCH is per process: two processes of 16 make the same global batch as one of 32.
@@ -95,7 +95,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     inside a job); one math thread per process (two cores are shared by everything here) unless OMP_NUM_THREADS is
     set, so that the numeric checks can be run with other thread counts (other orders of summation)."""
     drop = ("DATA", "EPOCHS", "BATCH", "WORKERS", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-            "COURSE_REPORT_DIR", "COURSE_OFFLINE", "COURSE_REPORT_DETAIL", "PYTHONPATH")
+            "COURSE_REPORT_DIR", "COURSE_OFFLINE", "COURSE_REPORT_DETAIL", "COURSE_CUDA_STANDIN", "PYTHONPATH")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM", "TORCHELASTIC")) and k not in drop}
     env.setdefault("OMP_NUM_THREADS", "1")
     env.update(PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore", **extra)
@@ -370,7 +370,7 @@ def prepare_ddp(run, workdir: Path) -> dict[str, str]:
     packed = Path(run.site.expand(settings["packed_dir"])) if settings["packed_dir"] else workdir / "packed"
     if settings["packed_dir"] and (packed / "pets.h5").is_file():
         run.log(f"reusing {packed / 'pets.h5'} (packed_dir of {run.site.path.name}; delete it to pack again)")
-        return {"DATA": str(packed / "pets.h5")}
+        return {"DATA": str(packed / "pets.h5"), **cuda_standin_env(run.site.gpus_real)}
     if run.site.caches.prepare == "minipets":
         images = workdir / "images"
         run.log(f"writing {len(minipets.BREEDS) * settings['standin_per_breed']} stand-in pictures to {images}")
@@ -384,7 +384,7 @@ def prepare_ddp(run, workdir: Path) -> dict[str, str]:
     lines = [*run.site.setup, f"cd {shlex.quote(str(workdir))}",
              f"{python} pack.py {shlex.quote(str(images))} {shlex.quote(str(packed))}"]
     run.login_shell("packing", lines, run.login_env(), workdir / "pack.log")
-    return {"DATA": str(packed / "pets.h5")}
+    return {"DATA": str(packed / "pets.h5"), **cuda_standin_env(run.site.gpus_real)}
 
 
 def node_of(report: Report) -> str:
@@ -404,7 +404,7 @@ def check_ddp_job(result) -> tuple[dict, list[str]]:
     nodes = nodes_of(workers)
     per_node = result.site.gpus_per_node
     world = max(len(nodes), 1) * per_node
-    problems = world_problems(workers, world, result.settings["backend"])
+    problems = unseen_gpu_problems(workers) + world_problems(workers, world, result.settings["backend"])
     if len(nodes) < 2:
         problems.append(f"the training ran on {len(nodes)} node(s) ({', '.join(nodes) or 'none'}); the job asks for "
                         "two (--nodes=2, one torchrun per node with --ntasks-per-node=1)")
@@ -413,7 +413,7 @@ def check_ddp_job(result) -> tuple[dict, list[str]]:
     if short:
         node, n = next(iter(short.items()))
         problems.append(f"node {node} ran {n} training process(es), not one per GPU ({per_node}): "
-                        "--nproc_per_node=\"$SLURM_GPUS_ON_NODE\"")
+                        "--nproc_per_node: the entries of SLURM_JOB_GPUS, the GPUs the job got on a node")
     problems += lifecycle_problems(workers) + writer_problems(workers, {}, result.workdir)
     figures, fell = learning(read_log(result.workdir / LOG))
     figures = {"world_size": len(workers), "backend": result.settings["backend"], **figures}

@@ -33,7 +33,7 @@ from harness import coursecheck, minipets
 from harness.exercises import ROOT, ClusterJob, Exercise
 from harness.exercises.cats import site_caches
 from harness.offline import Ran, run_program
-from harness.report import read_files
+from harness.report import cuda_standin_env, read_files, unseen_gpu_problems
 from harness.once import once_per_run
 
 PER_BREED = 6  # 37 breeds x 6 = 222 pictures: divisible by 1, 2 and 3 tasks, a few seconds per pass on a laptop
@@ -240,7 +240,8 @@ def worker_problems(folder: Path, packed: Path, images: Path, context: str, work
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This environment without Slurm's variables and the programs' knobs (a test may run inside a job)."""
-    knobs = ("PETS_PACKED", "PETS_IMAGES", "WORKERS", "COURSE_REPORT_DIR", "COURSE_OFFLINE", "COURSE_REPORT_DETAIL")
+    knobs = ("PETS_PACKED", "PETS_IMAGES", "WORKERS", "COURSE_REPORT_DIR", "COURSE_OFFLINE", "COURSE_REPORT_DETAIL",
+             "COURSE_CUDA_STANDIN", "CUDA_VISIBLE_DEVICES")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM") and k not in knobs}
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore", **extra)
     return env
@@ -277,10 +278,11 @@ class Shares:
 
 
 def run_shares(script_dir: Path, packed: Path, images: Path | None, world: int, root: Path, *, workers: int = 0,
-               step: int = 0) -> Shares:
+               step: int = 0, gpu_per_task: bool = False) -> Shares:
     """Start time_loaders.py of `script_dir` once per rank, two at a time, with SLURM_NTASKS/SLURM_PROCID set (none
     at all when `world` is 0), the reporter noting every picture file they open, reading `packed` and (when given)
-    the JPEG folder `images`."""
+    the JPEG folder `images`. `gpu_per_task`: the ranks are tasks of one node that psslurm gave one GPU each
+    (CUDA_VISIBLE_DEVICES=<local id>), on the reporter's CUDA stand-in."""
     shares = Shares(world, root)
     host = socket.gethostname()
 
@@ -288,7 +290,8 @@ def run_shares(script_dir: Path, packed: Path, images: Path | None, world: int, 
         slurm = {} if world == 0 else {
             "SLURM_NTASKS": str(world), "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank), "SLURM_NODEID": "0",
             "SLURM_STEP_ID": str(step), "SLURM_JOB_ID": "4242", "SLURMD_NODENAME": host}
-        env = clean_env(COURSE_REPORT_DETAIL="reads=*.jpg", **slurm)
+        gpus = {"CUDA_VISIBLE_DEVICES": str(rank), **cuda_standin_env(gpus_real=False)} if gpu_per_task else {}
+        env = clean_env(COURSE_REPORT_DETAIL="reads=*.jpg", **slurm, **gpus)
         folder = ["--images", str(images)] if images else []
         ran = run_program([sys.executable, str(script_dir / "time_loaders.py"), str(packed), *folder,
                            "--workers", str(workers)], cwd=shares.rank_dir(rank), env=env, timeout=RUN_TIMEOUT_S)
@@ -367,10 +370,11 @@ def share_problems(shares: Shares, names: list[str]) -> list[str]:
 def sbatch_problems(script: Path) -> list[str]:
     """What sbatch would get wrong without a word, by the course checker's rules (harness/coursecheck.py):
     merge-conflict markers, #SBATCH lines after the first command (sbatch ignores them), GPUs not asked for, cores
-    that never reach srun."""
+    that never reach srun, several tasks per node picking cuda:<local id>."""
     parsed, sites = coursecheck.read_sbatch(script), coursecheck.read_sites(ROOT)
     found = coursecheck.conflict_markers(script.parent, [script]) + coursecheck.sbatch_order(parsed, script.name)
     found += coursecheck.gpus(parsed, script.name, sites) + coursecheck.srun_cpus(parsed, script.name, sites)
+    found += coursecheck.local_id_gpus(parsed, script.name, ROOT)  # the programs beside it first
     return [str(problem) for problem in found]
 
 
@@ -410,6 +414,7 @@ def check_loaders_job(result, shm: str = SHM) -> tuple[dict, list[str]]:
     lines = printed(result.output)
     prepared_file = result.workdir / "prepared.json"
     prepared = json.loads(prepared_file.read_text()) if prepared_file.is_file() else {}
+    problems += unseen_gpu_problems(reports)
     for report in reports:
         if report.exception:
             rank = report.slurm.get("procid", "?")
@@ -487,7 +492,7 @@ def prepare_loaders(run, workdir: Path) -> dict[str, str]:
         run.login_shell("packing", lines, run.login_env(), workdir / "pack.log")
     count = sum(1 for _ in images.glob("*.jpg"))
     (workdir / "prepared.json").write_text(json.dumps({"images": str(images), "packed": str(packed), "count": count}))
-    return {"PETS_IMAGES": str(images), "PETS_PACKED": str(packed)}
+    return {"PETS_IMAGES": str(images), "PETS_PACKED": str(packed), **cuda_standin_env(run.site.gpus_real)}
 
 
 # --- fixtures ----------------------------------------------------------------------------------------------------

@@ -10,6 +10,12 @@ COURSE_REPORT_DIR=DIR  at exit, write DIR/report-<host>-<pid>.json: what the pro
                        training its figures (seconds per epoch, images per second, metrics per epoch).
 COURSE_OFFLINE=1       refuse every name lookup and connection that leaves this machine, as a compute node without
                        internet does: the stand-in for `unshare -n` where there is no root.
+COURSE_CUDA_STANDIN=1  where torch finds no CUDA (the test cluster's GPUs are stand-ins, a site with gpus_real =
+                       false), torch behaves as if the GPUs that CUDA_VISIBLE_DEVICES names were real: as many
+                       devices as it lists (cuda:0 is its first entry), tensors and modules sent to one of them stay
+                       on the CPU, and an ordinal past them fails as CUDA does ("CUDA error: invalid device
+                       ordinal"); nccl becomes gloo. So a task that picks a GPU it cannot see fails here as on a
+                       GPU node. The report's `cuda_standin` says what the process saw and asked for.
 COURSE_REPORT_DETAIL   more, for the checks that need it (comma-separated): `loaders` records the indices each
                        PyTorch DataLoader pass handed out (which samples a rank trained on); `reads=GLOB` writes the
                        name of every file matching GLOB that the process, or a DataLoader worker forked from it,
@@ -41,6 +47,7 @@ _DETAIL = [item.strip() for item in os.environ.get("COURSE_REPORT_DETAIL", "").s
 _READS = next((item.split("=", 1)[1] for item in _DETAIL if item.startswith("reads=")), "")
 _FLOAT64 = os.environ.get("COURSE_FLOAT64", "") == "1"
 _RANK = os.environ.get("SLURM_PROCID") or os.environ.get("RANK") or "0"
+_CUDA_STANDIN = os.environ.get("COURSE_CUDA_STANDIN", "") == "1"
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 _report: dict = {
@@ -52,7 +59,8 @@ _report: dict = {
     "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     "slurm": {k.lower().split("_", 1)[1]: v for k, v in os.environ.items()
               if k in ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID",
-                       "SLURM_NTASKS", "SLURM_CPUS_PER_TASK", "SLURMD_NODENAME", "SLURM_JOB_NODELIST")},
+                       "SLURM_NTASKS", "SLURM_CPUS_PER_TASK", "SLURMD_NODENAME", "SLURM_JOB_NODELIST",
+                       "SLURM_JOB_GPUS")},
     "rank": {k.lower(): os.environ[k] for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE") if k in os.environ},
     "network": [],
     "exception": None,
@@ -62,6 +70,7 @@ _report: dict = {
     "written": [],  # files the process opened for writing (outside /dev, /proc and the report folder)
     "float64": False,  # with COURSE_FLOAT64=1, once torch computes in float64
     "loader_passes": [],  # with COURSE_REPORT_DETAIL=loaders: the sample indices of each DataLoader pass
+    "cuda_standin": None,  # with COURSE_CUDA_STANDIN=1 and no CUDA: {"devices", "asked", "refused", "backend"}
 }
 
 
@@ -200,14 +209,107 @@ def _after_torch(torch) -> None:
 
     recorded_save.__wrapped__ = save
     torch.save = recorded_save
+    if _CUDA_STANDIN and not torch.cuda.is_available():
+        _cuda_standin(torch)
+
+
+def _visible_gpus() -> int:
+    """How many devices CUDA makes of CUDA_VISIBLE_DEVICES: its entries up to the first that is no device number
+    (psslurm appends spaces to the value it sets: "0,1,2,3     " is four)."""
+    count = 0
+    for entry in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(","):
+        if not entry.strip().isdigit():
+            break
+        count += 1
+    return count
+
+
+def _cuda_standin(torch) -> None:
+    """COURSE_CUDA_STANDIN=1 where torch has no CUDA: CUDA_VISIBLE_DEVICES's devices, computed on by the CPU."""
+    devices = _visible_gpus()
+    state = {"devices": devices, "visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "asked": [], "refused": None,
+             "backend": None}
+    _report["cuda_standin"] = state
+    current = [0]
+
+    def ordinal(index) -> int:
+        index = current[0] if index is None else int(index)
+        if index not in state["asked"]:
+            state["asked"].append(index)
+        if not 0 <= index < devices:
+            state["refused"] = f"cuda:{index}"
+            raise RuntimeError("CUDA error: invalid device ordinal (this process sees "
+                               f"{devices} GPU(s): CUDA_VISIBLE_DEVICES={state['visible']!r}; stand-in GPUs)")
+        return index
+
+    def on_cpu(device):
+        """`device` (a torch.device, its name, or a bare ordinal) as the stand-in places it: cuda:N on the CPU."""
+        if isinstance(device, bool) or not isinstance(device, (torch.device, str, int)):
+            return device
+        as_device = torch.device("cuda", device) if isinstance(device, int) else torch.device(device)
+        if as_device.type != "cuda":
+            return device
+        ordinal(as_device.index)
+        return torch.device("cpu")
+
+    def wrap_to(real):
+        def to(self, *args, **kwargs):
+            if args:
+                args = (on_cpu(args[0]), *args[1:])
+            if "device" in kwargs:
+                kwargs["device"] = on_cpu(kwargs["device"])
+            return real(self, *args, **kwargs)
+        to.__wrapped__ = real
+        return to
+
+    def cuda(self, device=None, *args, **kwargs):
+        ordinal(torch.device(device).index if isinstance(device, (str, torch.device)) else device)
+        return self
+
+    def set_device(device) -> None:
+        index = device.index if isinstance(device, torch.device) else (
+            torch.device(device).index if isinstance(device, str) else device)
+        current[0] = ordinal(index)
+
+    def index_of(device=None):
+        if isinstance(device, (str, torch.device)):
+            return torch.device(device).index
+        return device
+
+    torch.Tensor.to, torch.nn.Module.to = wrap_to(torch.Tensor.to), wrap_to(torch.nn.Module.to)
+    torch.Tensor.cuda = torch.nn.Module.cuda = cuda
+    torch.cuda.is_available = lambda: True
+    torch.cuda.device_count = lambda: devices
+    torch.cuda.current_device = lambda: current[0]
+    torch.cuda.set_device = set_device
+    torch.cuda.synchronize = lambda device=None: ordinal(index_of(device)) and None
+    torch.cuda.get_device_name = lambda device=None: f"stand-in GPU {ordinal(index_of(device))} (on the CPU)"
+
+    dist = getattr(torch, "distributed", None)
+    init = getattr(dist, "init_process_group", None)
+    if init is not None:
+        def init_process_group(backend=None, *args, **kwargs):
+            state["backend"] = str(backend)
+            return init("gloo" if str(backend).lower() == "nccl" else backend, *args, **kwargs)
+        init_process_group.__wrapped__ = init
+        dist.init_process_group = init_process_group
+    ddp = getattr(getattr(torch.nn, "parallel", None), "DistributedDataParallel", None)
+    if ddp is not None:
+        ddp_init = ddp.__init__
+
+        def ddp_on_cpu(self, module, device_ids=None, output_device=None, *args, **kwargs):
+            for device in list(device_ids or []) + ([output_device] if output_device is not None else []):
+                on_cpu(device)
+            return ddp_init(self, module, None, None, *args, **kwargs)
+        ddp.__init__ = ddp_on_cpu
 
 
 def _after_torch_in_float64(torch) -> None:
     torch.set_default_dtype(torch.float64)
     torch.Tensor.float = torch.Tensor.double
     _report["float64"] = True  # the check that compares runs knows the switch took
-    if _REPORT_DIR:
-        _after_torch(torch)
+    if _after_torch_before_float64 is not None:
+        _after_torch_before_float64(torch)
 
 
 def _after_torch_distributed(dist) -> None:
@@ -414,7 +516,10 @@ if _REPORT_DIR:
                    "fastai.learner": _after_fastai_learner})
     if "loaders" in _DETAIL:
         _hooks["torch.utils.data.dataloader"] = _after_dataloader
+elif _CUDA_STANDIN:
+    _hooks["torch"] = lambda torch: None if torch.cuda.is_available() else _cuda_standin(torch)
 if _FLOAT64:
+    _after_torch_before_float64 = _hooks.get("torch")
     _hooks["torch"] = _after_torch_in_float64
 if _hooks:
     sys.meta_path.insert(0, _AfterImport(_hooks))

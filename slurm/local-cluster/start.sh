@@ -44,11 +44,13 @@ MPI_VERSION=4.1.5
 die() { echo "start.sh: error: $*" >&2; exit 1; }
 say() { echo "start.sh: $*"; }
 
-[[ $(id -u) -eq 0 ]] || die "needs root (daemons, mknod, /etc/slurm, /etc/hosts): run: sudo bash $0"
-# The daemons started below must not inherit the caller's open files: `flock LOCK bash start.sh` holds its lock on
-# one, and munged, mariadbd or slurmdbd keeping it open would hold the lock for as long as the cluster runs.
-for fd in $(ls /proc/$$/fd); do
-    case $fd in 0 | 1 | 2 | 255) ;; *) eval "exec $fd>&-" 2>/dev/null || true ;; esac
+[[ $(id -u) -eq 0 ]] || die "needs root (daemons, mknod, /etc/slurm, /etc/hosts): run it as root: bash $0"
+# Inherited descriptors are not passed on to the daemons: `flock /tmp/course-cluster.lock bash start.sh` hands
+# its lock over as fd 3, and munged, mariadbd and slurmdbd keep what they inherit open, so they would hold the
+# lock for as long as they run and every later `flock` would wait for ever. (255: the script bash is reading.)
+for fd_path in /proc/$$/fd/*; do
+    fd=${fd_path##*/}
+    if ((fd > 2 && fd != 255)); then eval "exec $fd>&-" 2>/dev/null || true; fi
 done
 [[ $STATE == /* ]] || die "COURSE_SLURM_STATE must be an absolute path, not '$STATE'"
 
@@ -283,6 +285,20 @@ place Python "Stages/2024/Core/Python/$PY_VERSION.lua"
 place OpenMPI "Stages/2024/Compiler/GCC/$GCC_VERSION/OpenMPI/$MPI_VERSION.lua"
 place PyTorch "Stages/2024/MPI/GCC/$GCC_VERSION/OpenMPI/$MPI_VERSION/PyTorch/$TORCH_VERSION.lua"
 place torchvision "Stages/2024/MPI/GCC/$GCC_VERSION/OpenMPI/$MPI_VERSION/torchvision/$VISION_VERSION.lua"
+# The stage's own versions beside them, where setup.sh built them (COURSE_STAGE_2024=1, in CI): JURECA's Stages/2024
+# has PyTorch 2.1.2, built against NumPy 1.x; this tree (.venv-stage2024: torch, torchvision and NumPy from PyPI)
+# serves them as PyTorch/<v> and torchvision/<v>. A plain `module load PyTorch` still takes the newest version.
+STAGE_VENV=$ROOT/.venv-stage2024
+if [[ -f $STAGE_VENV/complete ]] && stage=$("$STAGE_VENV/bin/python" -c 'import sysconfig
+from importlib.metadata import version as v
+print(sysconfig.get_path("purelib"), v("torch").split("+")[0], v("torchvision").split("+")[0])'); then
+    read -r stage_site stage_torch stage_vision <<<"$stage"
+    (
+        VENV_SITE=$stage_site TORCH_VERSION=$stage_torch VISION_VERSION=$stage_vision
+        place PyTorch "Stages/2024/MPI/GCC/$GCC_VERSION/OpenMPI/$MPI_VERSION/PyTorch/$stage_torch.lua"
+        place torchvision "Stages/2024/MPI/GCC/$GCC_VERSION/OpenMPI/$MPI_VERSION/torchvision/$stage_vision.lua"
+    )
+fi
 # The Python module puts a folder of its own first on PATH, holding only `python` and `python3`, as JSC's
 # module does: putting the interpreter's folder there (Debian's /usr/bin) would shadow every command after it.
 ln -sfn "$PYTHON_REAL" "$STATE/python-bin/python"
