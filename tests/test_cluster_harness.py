@@ -380,7 +380,8 @@ def test_cats_verdict_wants_bar_model_events_and_no_download(tmp_path):
     from harness.exercises.cats import EXERCISE
     job, site = EXERCISE.cluster_jobs[0], sites.resolve("jureca-dc")
     fit = {"epochs": [{"valid_loss": 0.03, "accuracy": 0.993, "error_rate": 0.007, "seconds": 42.0}],
-           "device": "cuda:0", "gpu_name": "NVIDIA A100-SXM4-40GB", "train_images": 5912, "train_seconds": 40.0}
+           "device": "cuda:0", "gpu_name": "NVIDIA A100-SXM4-40GB", "train_images": 5912, "train_seconds": 40.0,
+           "labels": [["Bengal_12.jpg", "True"], ["beagle_3.jpg", "False"]]}  # as the reporter records them
     write_report(tmp_path, "cats.py", fits=[fit])
     verdict = judge(completed("cats", "6"), tmp_path, job, site)
     assert verdict.problems == ["models/model.pth was not saved (SaveModelCallback, learner path='.')",
@@ -397,6 +398,9 @@ def test_cats_verdict_wants_bar_model_events_and_no_download(tmp_path):
     fit["epochs"][0]["error_rate"] = 0.05
     write_report(tmp_path, "cats.py", fits=[fit])
     assert "above the bar 0.02" in judge(completed("cats", "6"), tmp_path, job, site).problems[0]
+    fit["epochs"][0]["error_rate"], fit["labels"] = 0.007, [["Bengal_12.jpg", "False"], ["beagle_3.jpg", "True"]]
+    write_report(tmp_path, "cats.py", fits=[fit])  # an inverted is_cat(): just as accurate, wrongly labelled
+    assert "is_cat() must return True" in judge(completed("cats", "6"), tmp_path, job, site).problems[0]
 
 
 @pytest.mark.parametrize("state, words", [

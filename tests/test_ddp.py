@@ -71,7 +71,8 @@ def test_every_rank_joins_one_group_of_two_with_gloo(ddp_two: ddp.Run) -> None:
     succeeded(ddp_two)
     problems = ddp.world_problems(ddp_two.workers, world=2, backend="gloo") + ddp.lifecycle_problems(ddp_two.workers)
     assert not problems, problems[0]
-    assert {r.rank.get("world_size") for r in ddp_two.workers} == {"2"}  # what torchrun told them
+    sizes = {r.rank.get("world_size") for r in ddp_two.workers}  # what torchrun told them
+    assert sizes == {"2"}, f"torchrun told the processes a world size of {sizes}, not 2"
     assert not ddp_two.leftover, "processes of the run outlived torchrun"
 
 
@@ -81,7 +82,9 @@ def test_ranks_train_on_disjoint_shares_that_cover_the_data_set(ddp_two: ddp.Run
     problems = ddp.shard_problems(shards, ddp_packed.count, world=2, batch=ddp.BATCH)
     assert not problems, problems[0]
     per_rank = {rank: len(epochs[0]) for rank, epochs in shards.items()}
-    assert set(per_rank.values()) == {ddp_packed.count // 2 // ddp.BATCH * ddp.BATCH}, per_rank
+    share = ddp_packed.count // 2 // ddp.BATCH * ddp.BATCH
+    assert set(per_rank.values()) == {share}, f"the ranks trained on {per_rank} pictures in epoch 0; each should " \
+        f"on {share} (its half, in whole batches of {ddp.BATCH})"
 
 
 def test_loss_of_every_step_equals_one_process_with_the_same_global_batch(ddp_two: ddp.Run,
@@ -141,6 +144,7 @@ BROKEN = {
 }
 
 
+@pytest.mark.broken_copy
 @pytest.mark.parametrize("mistake", list(BROKEN))
 def test_checks_catch_a_broken_copy(mistake: str, ddp_reference: ddp.Packed, ddp_reference_one: ddp.Run,
                                     tmp_path: Path) -> None:
@@ -173,6 +177,7 @@ def test_checks_catch_a_broken_copy(mistake: str, ddp_reference: ddp.Packed, ddp
 
 # --- a rank that crashes ends the run ----------------------------------------------------------------------------
 
+@pytest.mark.broken_copy
 def test_a_crashing_rank_ends_the_whole_run_at_once(ddp_reference: ddp.Packed, tmp_path: Path) -> None:
     folder = crashing_copy(tmp_path, "1")
     run = ddp.run_ddp(folder, ddp.data_of(ddp_reference), tmp_path / "work", 2, timeout=120)
@@ -213,7 +218,8 @@ def test_a_todo_of_exercise_4_says_to_finish_it_first(tmp_path: Path) -> None:
     ran = Ran(["python", "train_ddp.py"], 1, "", 'Traceback (most recent call last):\n'
               '  File "/x/train_ddp.py", line 9, in main\n  File "/x/datasets.py", line 33, in __getitem__\n'
               '    raise NotImplementedError("TODO: open the file")\nNotImplementedError: TODO: open the file\n')
-    assert ddp.failure(ran, "train_ddp.py") == "first finish exercise 4 (datasets.py): TODO: open the file"
+    line = ddp.failure(ran, "train_ddp.py")
+    assert line == "first finish exercise 4 (datasets.py): TODO: open the file", f"the failure line reads: {line}"
 
 
 # --- 5c: the batch script on the two-node local cluster ----------------------------------------------------------

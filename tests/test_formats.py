@@ -17,6 +17,7 @@ import pytest
 from harness.cluster_run import JobResult
 from harness.exercises import ROOT
 from harness.exercises import formats as fmt
+from harness.failures import why_failed
 from harness.offline import run_program
 from harness.sites import load as load_site
 from harness.slurm import Job
@@ -40,15 +41,16 @@ def broken_copy(tmp_path: Path, name: str, old: str, new: str) -> Path:
 
 def test_pack_writes_every_picture_unchanged_with_its_label_and_name(formats_pack_run, formats_pictures) -> None:
     ran, out = formats_pack_run
-    assert ran.returncode == 0, ran.explain()
+    assert ran.returncode == 0, why_failed("pack.py", ran.returncode, ran.stderr, ran.stdout)
     problems = fmt.packed_problems(out, formats_pictures.images)
     assert not problems, problems[0]
 
 
+@pytest.mark.broken_copy
 def test_pack_check_catches_shifted_labels(formats_pictures, tmp_path: Path) -> None:
     folder = broken_copy(tmp_path, "pack.py", "int(name[0].isupper())", "int(name[0].islower())")
     ran = fmt.run_pack(folder / "pack.py", formats_pictures.images, tmp_path / "out", tmp_path / "work")
-    assert ran.returncode == 0, ran.explain()
+    assert ran.returncode == 0, "the broken copy of pack.py failed: " + ran.explain()
     problems = fmt.packed_problems(tmp_path / "out", formats_pictures.images)
     assert problems and "labels" in problems[0] and "1 = cat" in problems[0], problems
 
@@ -62,7 +64,8 @@ def test_pack_bad_input_is_one_line_saying_what_to_give(target_dir: Path, tmp_pa
     assert ran.returncode != 0, f"pack.py accepted {case}\n" + ran.explain()
     lines = ran.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in ran.stderr, f"{case}: not one line\n" + ran.explain()
-    assert ("IMAGES_FOLDER" in lines[0]) if case == "no arguments" else ("folder" in lines[0]), lines[0]
+    assert ("IMAGES_FOLDER" in lines[0]) if case == "no arguments" else ("folder" in lines[0]), \
+        f"pack.py with {case} should name what to give (the IMAGES_FOLDER), it said: {lines[0]}"
     assert not (tmp_path / "out" / "pets.h5").exists(), "pack.py wrote pets.h5 although its input was wrong"
 
 
@@ -86,6 +89,7 @@ def test_folder_and_packed_datasets_agree_sample_by_sample(target_dir: Path, for
                 f"sample {i}: the folder Dataset and the {name} Dataset disagree")
 
 
+@pytest.mark.broken_copy
 def test_dataset_check_catches_labels_shifted_by_one(formats_pictures, tmp_path: Path) -> None:
     folder = broken_copy(tmp_path, "datasets.py", "self.labels[i]\n        # --- end",
                          "self.labels[i - 1]\n        # --- end")
@@ -100,6 +104,7 @@ def test_packed_datasets_work_in_dataloader_workers(target_dir: Path, formats_pi
     assert not problems, problems[0]
 
 
+@pytest.mark.broken_copy
 def test_worker_check_catches_a_file_opened_in_init(formats_pictures, tmp_path: Path) -> None:
     """An HDF5 file opened in __init__ travels to the workers with the Dataset: a spawned (or forkserver) worker
     cannot even receive it ("h5py objects cannot be pickled")."""
@@ -116,20 +121,25 @@ def test_tasks_together_read_every_picture_once(formats_shares, formats_pictures
     problems = fmt.share_problems(formats_shares[world], formats_pictures.names)
     assert not problems, problems[0]
     runs = formats_shares[world].runs()
-    assert all(r.returncode == 0 for r in runs)
+    failed = [why_failed("time_loaders.py", r.returncode, r.stderr, r.stdout) for r in runs if r.returncode]
+    assert not failed, failed[0]
     for rank, ran in enumerate(runs):
-        assert ran.reports and ran.reports[0].slurm.get("procid", "0") == str(rank)
+        assert ran.reports and ran.reports[0].slurm.get("procid", "0") == str(rank), \
+            f"task {rank} of {world} did not run as SLURM_PROCID={rank}"
         assert "on cpu" in ran.stdout, "time_loaders.py should fall back to the CPU where there is no GPU"
 
 
 def test_time_loaders_without_packed_files_says_so_in_one_line(target_dir: Path, tmp_path: Path) -> None:
     ran = run_program([sys.executable, str(target_dir / "time_loaders.py"), str(tmp_path / "nothing")], cwd=tmp_path,
                       env=fmt.clean_env(), timeout=120)
-    assert ran.returncode != 0
+    assert ran.returncode != 0, "time_loaders.py ended well although there were no packed files to read"
     lines = ran.stderr.strip().splitlines()
-    assert len(lines) == 1 and "pets.h5" in lines[0] and "pack" in lines[0], ran.explain()
+    assert len(lines) == 1 and "pets.h5" in lines[0] and "pack" in lines[0], \
+        f"time_loaders.py without packed files should say in one line that pets.h5 is missing and to run pack.py; " \
+        f"it said: {lines[-3:]}"
 
 
+@pytest.mark.broken_copy
 @pytest.mark.parametrize("mistake,old,new", [
     ("no DistributedSampler: every task reads everything", "sampler=sampler,", "shuffle=True,"),
     ("every task thinks it is rank 0", "rank=rank)", "rank=0)"),
@@ -151,10 +161,13 @@ def test_each_task_takes_a_gpu_it_can_see_when_psslurm_gives_it_one(target_dir: 
                             gpu_per_task=True)
     problems = fmt.share_problems(shares, formats_pictures.names)
     assert not problems, problems[0]
-    assert all(line["device"] == "cuda:0" for line in fmt.printed(shares.output)), shares.output
-    assert [r.cuda_standin["asked"] for r in shares.reports if r.cuda_standin] == [[0], [0]]
+    devices = [line["device"] for line in fmt.printed(shares.output)]
+    assert set(devices) == {"cuda:0"}, f"each task sees one GPU, cuda:0, but time_loaders.py used {devices}"
+    asked = [r.cuda_standin["asked"] for r in shares.reports if r.cuda_standin]
+    assert asked == [[0], [0]], f"the two tasks asked for the GPUs {asked}, each should only for its one, 0"
 
 
+@pytest.mark.broken_copy
 def test_a_task_asking_for_a_gpu_it_cannot_see_fails_naming_the_cause(formats_pictures, tmp_path: Path) -> None:
     """time_loaders.py as the course had it picks cuda:$SLURM_LOCALID: rank 1 asks for cuda:1 and sees one GPU."""
     folder = broken_copy(tmp_path, "time_loaders.py", *TODAYS_DEVICE_RULE)
@@ -196,27 +209,30 @@ def two_steps(formats_pictures, tmp_path: Path) -> list[fmt.Shares]:
     return [first, second]
 
 
+@pytest.mark.broken_copy
 def test_cluster_check_passes_a_good_job_and_catches_a_missing_rank(two_steps, formats_pictures,
                                                                     tmp_path: Path) -> None:
     shm = str(tmp_path / "node-local")
     count = len(formats_pictures.names)
     figures, problems = fmt.check_loaders_job(job_result(tmp_path / "good", two_steps, count,
                                                          formats_pictures.images), shm=shm)
-    assert not problems, problems
-    assert figures["tasks"] == 2
+    assert not problems, problems[0]
+    assert figures["tasks"] == 2, f"the verdict counted {figures['tasks']} tasks, not 2"
     for name in ("jpeg-folder_fs", "hdf5_fs", "arrow_fs", "hdf5_shm", "arrow_shm"):
-        assert figures[f"{name}_images_per_s"] > 0, figures
+        assert figures[f"{name}_images_per_s"] > 0, f"no positive images/s for {name}: {figures}"
     _, problems = fmt.check_loaders_job(job_result(tmp_path / "bad", two_steps, count, formats_pictures.images,
                                                    drop_rank=1), shm=shm)
-    assert any("missing: [1]" in p for p in problems), problems
+    assert any("missing: [1]" in p for p in problems), f"the missing rank 1 was not named: {problems}"
 
 
 def test_loaders_sbatch_asks_for_one_task_per_gpu_and_passes_the_cores_on() -> None:
-    assert fmt.loaders_sbatch_problems(ROOT / "slurm" / "loaders.sbatch") == []
+    problems = fmt.loaders_sbatch_problems(ROOT / "slurm" / "loaders.sbatch")
+    assert not problems, problems[0]
 
 
 @pytest.mark.parametrize("defect", ["merge conflict", "#SBATCH after a command", "no SRUN_CPUS_PER_TASK",
                                     "one task per node"])
+@pytest.mark.broken_copy
 def test_sbatch_check_catches_the_defects_of_published_course_files(defect: str, tmp_path: Path) -> None:
     text = (ROOT / "slurm" / "loaders.sbatch").read_text()
     if defect == "merge conflict":

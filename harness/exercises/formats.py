@@ -42,7 +42,8 @@ RUN_TIMEOUT_S = 300
 FORMATS = ("jpeg-folder", "hdf5", "arrow")  # the names time_loaders.py prints
 PACKED_FORMATS = ("hdf5", "arrow")
 SHM = "/dev/shm/"  # node-local memory: where the batch script copies the packed files
-LINE = re.compile(r"^rank (\d+)/(\d+) (\S+) from (.+): (\d+) images in ([\d.]+) s = ([\d.]+) images/s on (\S+)\s*$",
+FIGURE = r"(\d[\d.]*(?:e[-+]?\d+)?)"  # a printed figure: 2.31, 812.4 (an exponent is read too)
+LINE = re.compile(rf"^rank (\d+)/(\d+) (\S+) from (.+): (\d+) images in {FIGURE} s = {FIGURE} images/s on (\S+)\s*$",
                   re.MULTILINE)
 
 
