@@ -23,6 +23,8 @@ def _is_words(message: ast.expr | None) -> bool:
         return True
     if isinstance(message, ast.BinOp) and isinstance(message.op, ast.Add):
         return _is_words(message.left)
+    if isinstance(message, ast.Call) and ast.unparse(message.func) == "str" and len(message.args) == 1:
+        message = message.args[0]  # `str(problems[0])`: a problem object's own line (pytest shows others' repr)
     if isinstance(message, ast.Subscript) and isinstance(message.value, ast.Name):
         return True  # a line of a list a check made (`problems[0]`, `failed[0]`)
     return ast.unparse(message).startswith("why_failed(")

@@ -140,3 +140,12 @@ def test_prefetch_with_filled_caches_stops_without_training(cats_runs: dict) -> 
         "cats.py --prefetch should fetch the data set and say it stops on the login node"
     assert not any(r.fit for r in run.reports), "--prefetch trained: training belongs on a compute node"
     assert nothing_trained(run), "cats.py --prefetch wrote runs/ or models/: it should stop before training"
+
+
+def test_the_batch_script_passes_the_course_checker(course_root: Path) -> None:
+    """The student edits and submits slurm/fastai.sbatch: the course checker's rules (#SBATCH before the first command,
+    GPUs asked for on a GPU partition, the cores passed on to srun), proven on broken copies in test_course_files."""
+    from harness.coursecheck import check_sbatch
+
+    problems = check_sbatch(course_root, [course_root / "slurm" / "fastai.sbatch"])
+    assert not problems, str(problems[0])

@@ -103,3 +103,12 @@ def test_a_tiny_speed_is_printed_as_a_positive_figure() -> None:
     for printed, value in (("0.000412", 0.000412), ("4.12e-05", 4.12e-05), ("0.000", 0.0)):  # 0.000: the old print
         read = matrix.figures_of(f"TFLOP/s: {printed}\n")["tflops"]
         assert read == value, f"`TFLOP/s: {printed}` was read as {read}"
+
+
+def test_the_batch_script_passes_the_course_checker(course_root: Path) -> None:
+    """The student edits and submits slurm/jureca-matrix.sbatch: the course checker's rules (#SBATCH before the first command,
+    GPUs asked for on a GPU partition, the cores passed on to srun), proven on broken copies in test_course_files."""
+    from harness.coursecheck import check_sbatch
+
+    problems = check_sbatch(course_root, [course_root / "slurm" / "jureca-matrix.sbatch"])
+    assert not problems, str(problems[0])
