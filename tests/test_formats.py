@@ -97,6 +97,30 @@ def test_dataset_check_catches_labels_shifted_by_one(formats_pictures, tmp_path:
     assert problems and "label" in problems[0], problems
 
 
+def test_packed_datasets_scale_open_once_and_map_the_file(target_dir: Path, formats_pictures) -> None:
+    problems = fmt.reading_problems(target_dir, formats_pictures.packed)
+    assert not problems, problems[0]
+
+
+READING_MISTAKES = {
+    "size ignored": ("decode(self.images[i].tobytes(), self.size)", "decode(self.images[i].tobytes(), None)",
+                     "pass self.size on"),
+    "an open per picture": ("if self.images is None:", "if True:", "opened pets.h5 3 times"),
+    "Arrow read into memory": ("self.table = pa.ipc.open_file(pa.memory_map(str(self.path))).read_all()",
+                               "self.table = pa.ipc.open_file(pa.OSFile(str(self.path))).read_all()", "pa.memory_map"),
+}
+
+
+@pytest.mark.broken_copy
+@pytest.mark.parametrize("mistake", list(READING_MISTAKES))
+def test_reading_check_catches(mistake: str, formats_pictures, tmp_path: Path) -> None:
+    old, new, words = READING_MISTAKES[mistake]
+    folder = broken_copy(tmp_path, "datasets.py", old, new)
+    problems = fmt.reading_problems(folder, formats_pictures.packed)
+    assert problems and words in problems[0], f"{mistake}: the check found {problems}"
+    print(f"{mistake}: {problems[0]}")
+
+
 @pytest.mark.parametrize("context", ["fork", "spawn"])
 def test_packed_datasets_work_in_dataloader_workers(target_dir: Path, formats_pictures, tmp_path: Path,
                                                     context: str) -> None:

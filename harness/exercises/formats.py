@@ -200,6 +200,43 @@ def dataset_problems(folder: Path, packed: Path, images: Path) -> list[str]:
     return problems
 
 
+def reading_problems(folder: Path, packed: Path) -> list[str]:
+    """How folder/datasets.py's packed Datasets read, as the lesson asks: each picture scaled to `size`; the HDF5
+    file opened once per reading process (in the first __getitem__), not once per picture; the Arrow file
+    memory-mapped, so that reading pictures allocates no copy of the file (pyarrow's own allocation counter)."""
+    import pyarrow as pa
+
+    module = load_datasets(folder)
+    problems = []
+    for make in (module.HDF5Dataset, module.ArrowDataset):
+        image = make(packed / ("pets.h5" if make is module.HDF5Dataset else "pets.arrow"), size=32)[0][0]
+        if tuple(image.shape) != (3, 32, 32):
+            problems.append(f"datasets.py: {make.__name__}(..., size=32)[0] is {tuple(image.shape)}, not (3, 32, 32): "
+                            "pass self.size on to decode()")
+    opens, real_file = [], module.h5py.File
+    module.h5py.File = lambda *args, **kwargs: opens.append(args) or real_file(*args, **kwargs)
+    try:
+        h5 = module.HDF5Dataset(packed / "pets.h5")
+        before = len(opens)
+        for i in range(3):
+            h5[i]
+    finally:
+        module.h5py.File = real_file
+    if len(opens) - before > 1:
+        problems.append(f"datasets.py: HDF5Dataset opened pets.h5 {len(opens) - before} times for 3 pictures: open it "
+                        "once, at the first picture a process reads, and keep it (self.images)")
+    size, before = (packed / "pets.arrow").stat().st_size, pa.total_allocated_bytes()
+    arrow = module.ArrowDataset(packed / "pets.arrow")
+    for i in range(3):
+        arrow[i]
+    grown = pa.total_allocated_bytes() - before
+    if grown > size // 2:  # mapped: the pictures stay in the file's pages; read: about the whole file is copied
+        problems.append(f"datasets.py: reading 3 pictures through ArrowDataset copied {grown:,} bytes of the "
+                        f"{size:,}-byte file into memory: open it with pa.memory_map, as __init__ does")
+    del arrow
+    return problems
+
+
 WORKER_SCRIPT = """
 import json, sys, torch
 from datasets import ArrowDataset, HDF5Dataset
