@@ -82,7 +82,8 @@ class PageTime:
         return self.checks + self.exercises
 
 
-def _body(text: str) -> list[str]:
+def body_lines(text: str) -> list[str]:
+    """The page's lines after its front matter (a leading `---` ... `---` block)."""
     lines = text.splitlines()
     if lines and lines[0].strip() == "---":
         end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
@@ -127,7 +128,7 @@ def _count_words(line: str) -> int:
 def estimate(page: Path) -> PageTime:
     """The page's core-path figures: prose words, code lines, concept checks, exercises, submitted jobs."""
     result = PageTime(page.stem)
-    lines = _body(page.read_text(encoding="utf-8"))
+    lines = body_lines(page.read_text(encoding="utf-8"))
     optional = False
     job_counted = True  # whether the last exercise's job is counted (or it was a check): one job per exercise
     # the open fences: (fence string, kind), kind one of "code", "prose", "exercise", "check", "solution"

@@ -31,7 +31,7 @@ import yaml
 
 from harness.book import jupyter_book, toc_files
 from harness.course_copy import copy_course
-from harness.lesson_time import course_days, estimate
+from harness.lesson_time import body_lines, course_days, estimate
 from harness.plugin import ROOT
 from harness.requires import require
 
@@ -60,16 +60,6 @@ DOC = re.compile(r"\{doc\}`(?P<page>[\w/.-]+)`")
 
 
 # ---- reading MyST pages ----------------------------------------------------------------------------------------------
-
-def body_lines(text: str) -> list[str]:
-    """The page's lines after its front matter (a leading `---` ... `---` block)."""
-    lines = text.splitlines()
-    if lines and lines[0].strip() == "---":
-        end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
-        if end is not None:
-            return lines[end + 1:]
-    return lines
-
 
 class Box:
     """One top-level directive of a page: its name, argument, first and last line, and its body."""
