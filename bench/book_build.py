@@ -16,7 +16,7 @@ from bench.report import Check, Part, Skipped
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_SPEEDUP = 5.0
 LOGS = ROOT / "bench" / "out" / "book-build"  # git-ignored; the build logs, to see what a rebuild redid
-LEAVE_OUT = (".git", ".venv", "_build", "slurm-out", "bench", ".pytest_cache", "__pycache__", "node_modules",
+LEAVE_OUT = (".git", ".venv", ".venv-*", "_build", "slurm-out", "bench", ".pytest_cache", "__pycache__", "node_modules",
              "artifacts")
 
 

@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 
 # What a copy leaves out when the course is not a git checkout (an unpacked tarball)
-LEAVE_OUT = (".git", ".venv", "venv", "_build", "artifacts", "__pycache__", ".pytest_cache", "*.pyc", "models",
-             "runs", ".ipynb_checkpoints", "node_modules", "slurm-out", ".reports")
+LEAVE_OUT = (".git", ".venv", ".venv-*", "venv", "_build", "artifacts", "__pycache__", ".pytest_cache", "*.pyc",
+             "models", "runs", ".ipynb_checkpoints", "node_modules", "slurm-out", ".reports")
 
 
 def copy_course(root: Path, dest: Path) -> Path:
