@@ -32,6 +32,7 @@ import pytest
 from harness import coursecheck, minipets
 from harness.exercises import ROOT, ClusterJob, Exercise
 from harness.exercises.cats import site_caches
+from harness.failures import TODO_RAISED
 from harness.offline import Ran, run_program
 from harness.report import cuda_standin_env, read_files, unseen_gpu_problems
 from harness.once import once_per_run
@@ -259,7 +260,7 @@ def worker_problems(folder: Path, packed: Path, images: Path, context: str, work
     seen = [line[5:] for line in ran.stdout.splitlines() if line.startswith("SEEN ")]
     if ran.returncode != 0 or not seen:
         last = (ran.stderr.strip() or ran.stdout.strip() or "no output").splitlines()[-1]
-        todo = re.search(r"NotImplementedError: (TODO\b.*)", ran.stderr)
+        todo = TODO_RAISED.search(ran.stderr)
         if todo:
             return [todo.group(1)]
         return [f"the Datasets fail in DataLoader workers started by {context} ({last}): open the file in "
@@ -344,7 +345,7 @@ def todo_or_failure(runs: list[Ran]) -> list[str]:
     """A rank that failed: the TODO it raised, else its last error line."""
     for rank, ran in enumerate(runs):
         if ran.returncode != 0:
-            todo = re.search(r"NotImplementedError: (TODO\b.*)", ran.stderr)
+            todo = TODO_RAISED.search(ran.stderr)
             if todo:
                 return [todo.group(1)]
             last = (ran.stderr.strip() or "no output").splitlines()[-1]
