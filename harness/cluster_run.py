@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from harness import slurm
+from harness import references, slurm
 from harness.exercises import ClusterJob, cluster_jobs
 from harness.report import Report, read_reports, report_env
 from harness.sites import ROOT, JobSettings, Site
@@ -108,7 +108,8 @@ def generic_problems(result: JobResult, cluster_job: ClusterJob) -> list[str]:
 def judge(job: slurm.Job, workdir: Path, cluster_job: ClusterJob | None = None, site: Site | None = None,
           settings: JobSettings | None = None) -> Verdict:
     """A finished job's verdict: Slurm's state and exit code first, then, for a course job, what its programs
-    reported (GPUs, cores, internet) and its own check. Writes `summary.json` next to the job's output files."""
+    reported (GPUs, cores, internet), its own check, and its figures against the site's references
+    ([jobs.<name>.reference], harness/references.py). Writes `summary.json` next to the job's output files."""
     verdict = Verdict(test=job.name, job_id=job.job_id, state=job.state, exit_code=job.exit_code,
                       elapsed_s=job.elapsed_s, history=list(job.history), results=str(workdir))
     output_file, error_file = workdir / f"output.{job.job_id}", workdir / f"error.{job.job_id}"
@@ -127,7 +128,8 @@ def judge(job: slurm.Job, workdir: Path, cluster_job: ClusterJob | None = None, 
         figures, own = cluster_job.check(result)
         verdict.figures = {**what_it_got(reports), **figures}
         if not verdict.problems:  # what the programs did only means something for a job that completed
-            verdict.problems += generic_problems(result, cluster_job) + own
+            verdict.problems += generic_problems(result, cluster_job) + own + references.problems(
+                settings.references, verdict.figures, f"jobs.{job.name}.reference of {site.path.name}")
     verdict.passed = not verdict.problems
     if not verdict.passed:
         verdict.error_tail = slurm.tail(error_file)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.references import Reference, parse as parse_references
+
 ROOT = Path(__file__).resolve().parent.parent
 SITES_DIR = ROOT / "slurm" / "sites"
 
@@ -31,6 +33,7 @@ class JobSettings:
     env: dict[str, str] = field(default_factory=dict)  # environment of the job (the programs' knobs)
     sbatch_args: list[str] = field(default_factory=list)  # more sbatch options for this job only
     values: dict[str, Any] = field(default_factory=dict)  # the job's own keys (ClusterJob.settings), defaults filled
+    references: dict[str, Reference] = field(default_factory=dict)  # [jobs.<name>.reference]
 
     def as_dict(self) -> dict[str, Any]:
         return {"cpus_per_task": self.cpus_per_task, "env": dict(self.env), "sbatch_args": list(self.sbatch_args),
@@ -113,7 +116,7 @@ _CACHES: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "prepare": (str, ...), "fastai_home": (str, ...), "torch_home": (str, ...), "block_network": (bool, ...),
 }
 _JOB: dict[str, tuple[type | tuple[type, ...], Any]] = {
-    "cpus_per_task": (int, None), "env": (dict, {}), "sbatch_args": (list, []),
+    "cpus_per_task": (int, None), "env": (dict, {}), "sbatch_args": (list, []), "reference": (dict, {}),
 }
 PREPARE_MODES = ("prefetch", "minipets")
 _KINDS = {int: "an integer", str: "a string", list: "a list", bool: "true or false", dict: "a table",
@@ -125,6 +128,13 @@ def _job_schemas() -> dict[str, dict[str, tuple[Any, Any]]]:
     from harness.exercises import cluster_jobs
 
     return {name: dict(job.settings) for name, (_, job) in cluster_jobs().items()}
+
+
+def _job_figures() -> dict[str, dict[str, str]]:
+    """The figures each cluster job reports that a profile may hold to a reference: name -> which is better."""
+    from harness.exercises import cluster_jobs
+
+    return {name: dict(job.figures) for name, (_, job) in cluster_jobs().items()}
 
 
 def _checked(table: dict[str, Any], schema: dict[str, tuple[Any, Any]], where: str, path: Path) -> dict[str, Any]:
@@ -163,7 +173,7 @@ def load(path: Path | str) -> Site:
     if caches.prepare not in PREPARE_MODES:
         raise SiteError(f"{path}: key `caches.prepare` must be one of {', '.join(PREPARE_MODES)}, not {caches.prepare!r}")
     jobs = {}
-    schemas = _job_schemas()
+    schemas, figures = _job_schemas(), _job_figures()
     for name, table in top.pop("jobs").items():
         if name not in schemas:
             close = difflib.get_close_matches(name, list(schemas), n=1)
@@ -175,9 +185,13 @@ def load(path: Path | str) -> Site:
         env = values.pop("env")
         if not all(isinstance(v, str) for v in env.values()):
             raise SiteError(f"{path}: key `jobs.{name}.env` must map names to strings (quote numbers: \"2\")")
+        try:
+            held = parse_references(values.pop("reference"), figures[name], f"jobs.{name}.reference")
+        except ValueError as error:
+            raise SiteError(f"{path}: {error}") from None
         cpus = values.pop("cpus_per_task")
         jobs[name] = JobSettings(cpus_per_task=top["cpus_per_task"] if cpus is None else cpus, env=env,
-                                 sbatch_args=values.pop("sbatch_args"), values=values)
+                                 sbatch_args=values.pop("sbatch_args"), values=values, references=held)
     return Site(name=path.stem, path=path, caches=caches, jobs=jobs, **top)
 
 

@@ -36,6 +36,9 @@ class ClusterJob:
     needs_venv: bool = False  # runs in the course venv (made from venv-template/ first where the site says how)
     prepare: Callable[[ClusterRun, Path], dict[str, str]] | None = None  # login-node step: -> env for the job
     settings: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # its own keys of [jobs.<name>]: (type, default)
+    # the figures its check reports that a site profile may hold to a reference ([jobs.<name>.reference],
+    # harness/references.py): figure -> which is better, "higher" (a rate) or "lower" (a time)
+    figures: dict[str, str] = field(default_factory=dict)
     cost: str = ""  # what it costs on the real machine, for the instructor's overview
 
 
@@ -79,6 +82,10 @@ def cluster_jobs(days: tuple[int, ...] | None = None) -> dict[str, tuple[Exercis
         for job in exercise.cluster_jobs:
             if job.name in jobs:
                 raise ValueError(f"two exercises declare the cluster job `{job.name}`")
+            wrong = {figure: better for figure, better in job.figures.items() if better not in ("higher", "lower")}
+            if wrong:
+                raise ValueError(f"cluster job `{job.name}` declares figures {wrong}: say which is better, "
+                                 "\"higher\" or \"lower\"")
             jobs[job.name] = (exercise, job)
     return jobs
 

@@ -594,5 +594,7 @@ EXERCISE = Exercise(
                                                                                 "time_loaders.py"),
                              check=check_loaders_job, gpus=True, needs_venv=True, prepare=prepare_loaders,
                              settings={"standin_per_breed": (int, 20), "packed_dir": (str, "")},
+                             figures={f"{name}_{place}_images_per_s": "higher" for place, names in
+                                      (("fs", FORMATS), ("shm", PACKED_FORMATS)) for name in names},
                              cost="1 node, about 3 min (time limit 15 min)"),),
 )
