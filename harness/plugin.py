@@ -22,14 +22,15 @@ pytest_plugins = [
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("course", "Deep-learning course harness")
     group.addoption("--cluster", action="store_true", default=False,
-                    help="submit the GPU versions with sbatch to the cluster of --site and verify them")
+                    help="submit the GPU versions with sbatch to the cluster of --site and verify them (their "
+                         "figures too, where the site profile holds them to a [jobs.<name>.reference])")
     group.addoption("--site", default=None, metavar="NAME",
                     help="site profile slurm/sites/NAME.toml (default: the one whose host pattern matches)")
     group.addoption("--target", default="solutions", choices=("solutions", "exercises"),
                     help="check the reference solutions (default) or the student versions in exercises/")
     group.addoption("--day", default="1", metavar="DAYS",
-                    help="with --cluster: the course days whose jobs are submitted, e.g. 1 (default), 2, 1,2 or all "
-                         "(day 2 runs on two nodes: see the README for its cost)")
+                    help="with --cluster: the course days whose jobs are submitted, e.g. 1 (default), 2, 3, 1,2 or "
+                         "all (day 2 runs on two nodes: see the README for each day's cost)")
     group.addoption("--cancel-orphans", action="store_true", default=False,
                     help="with --cluster: first cancel the jobs that earlier, killed runs left in the queue")
 
