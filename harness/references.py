@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-BETTER = ("higher", "lower")
+BETTER = ("higher", "lower")  # what ClusterJob.figures may say of a figure
 KEYS = ("value", "tolerance")
 
 

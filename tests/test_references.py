@@ -12,7 +12,7 @@ import pytest
 
 from harness import references, sites, slurm
 from harness.cluster_run import judge
-from harness.exercises import cluster_jobs
+from harness.exercises import ClusterJob, cluster_jobs
 from harness.references import Reference
 from harness.sites import SiteError
 
@@ -133,10 +133,12 @@ def test_shipped_profiles_hold_only_figures_their_jobs_report_with_sane_toleranc
     assert local.job("matrix").references["tflops"].better == "higher", local.job("matrix").references
 
 
-def test_every_job_declares_which_direction_is_better_for_its_figures():
-    for name, (_, job) in cluster_jobs().items():
-        assert job.figures, f"cluster job {name} declares no figures a site may hold to a reference"
-        assert set(job.figures.values()) <= {"higher", "lower"}, (name, job.figures)
+def test_a_job_that_declares_a_figure_without_its_better_direction_is_refused():
+    with pytest.raises(ValueError) as error:
+        ClusterJob(name="x", sbatch="x.sbatch", programs=("x.py",), check=lambda result: ({}, []),
+                   figures={"steps_per_s": "faster"})
+    assert str(error.value) == ("cluster job `x` declares figures {'steps_per_s': 'faster'}: say which is better, "
+                                "\"higher\" or \"lower\""), str(error.value)
 
 
 def test_an_unknown_figure_names_the_figures_the_job_reports(tmp_path):

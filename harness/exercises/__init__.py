@@ -19,6 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from harness.references import BETTER
+
 if TYPE_CHECKING:  # only for the annotations: importing them here would load the Slurm client at collection
     from harness.cluster_run import ClusterRun, JobResult
 
@@ -40,6 +42,12 @@ class ClusterJob:
     # harness/references.py): figure -> which is better, "higher" (a rate) or "lower" (a time)
     figures: dict[str, str] = field(default_factory=dict)
     cost: str = ""  # what it costs on the real machine, for the instructor's overview
+
+    def __post_init__(self) -> None:
+        wrong = {figure: better for figure, better in self.figures.items() if better not in BETTER}
+        if wrong:
+            raise ValueError(f"cluster job `{self.name}` declares figures {wrong}: say which is better, "
+                             "\"higher\" or \"lower\"")
 
 
 @dataclass(frozen=True)
@@ -82,10 +90,6 @@ def cluster_jobs(days: tuple[int, ...] | None = None) -> dict[str, tuple[Exercis
         for job in exercise.cluster_jobs:
             if job.name in jobs:
                 raise ValueError(f"two exercises declare the cluster job `{job.name}`")
-            wrong = {figure: better for figure, better in job.figures.items() if better not in ("higher", "lower")}
-            if wrong:
-                raise ValueError(f"cluster job `{job.name}` declares figures {wrong}: say which is better, "
-                                 "\"higher\" or \"lower\"")
             jobs[job.name] = (exercise, job)
     return jobs
 
