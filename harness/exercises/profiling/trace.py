@@ -1,0 +1,88 @@
+"""A reader of the Chrome/Perfetto JSON trace torch.profiler writes (`prof.export_chrome_trace`): where the time of
+each profiled training step went.
+
+Why hand-parsed: HolisticTraceAnalysis reads the same files but analyses GPU kernels and their overlap; the question
+here is on the CPU side (how long the step waited for the DataLoader), and a CPU-only trace has no kernels at all.
+The format (Trace Event Format, "X" complete events with `ts` and `dur` in microseconds) is stable: the profiler
+marks each step as a span `ProfilerStep#N` (from `prof.step()`), and the DataLoader marks each batch it hands out
+as `enumerate(DataLoader)#<iterator class>.__next__`, on the thread that asked for it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+STEP = re.compile(r"^ProfilerStep#(\d+)$")
+LOADER = re.compile(r"^enumerate\(DataLoader\)#\w+\.__next__$")
+
+
+class TraceError(ValueError):
+    """The file is not a trace that answers the question; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class Span:
+    name: str
+    thread: tuple  # (pid, tid)
+    start: float  # microseconds
+    duration: float
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+
+@dataclass(frozen=True)
+class StepTimes:
+    """The profiled steps of one trace: each step's length and the DataLoader's time inside it (microseconds)."""
+    steps: tuple[int, ...]
+    step_us: tuple[float, ...]
+    loader_us: tuple[float, ...]
+
+    @property
+    def loader_share(self) -> float:
+        """The DataLoader's share of the profiled steps' time (0..1)."""
+        total = sum(self.step_us)
+        return sum(self.loader_us) / total if total else 0.0
+
+    @property
+    def mean_step_ms(self) -> float:
+        return sum(self.step_us) / len(self.step_us) / 1000
+
+
+def spans(path: Path) -> list[Span]:
+    """The complete events ("ph": "X") of a trace file, as spans."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise TraceError(f"{Path(path).name} is not a readable JSON trace ({error})") from None
+    events = data.get("traceEvents") if isinstance(data, dict) else data
+    if not isinstance(events, list):
+        raise TraceError(f"{Path(path).name} holds no traceEvents: is it a trace of torch.profiler?")
+    return [Span(str(e.get("name", "")), (e.get("pid"), e.get("tid")), float(e["ts"]), float(e.get("dur", 0)))
+            for e in events if isinstance(e, dict) and e.get("ph") == "X" and "ts" in e]
+
+
+def overlap(a: Span, b: Span) -> float:
+    return max(0.0, min(a.end, b.end) - max(a.start, b.start))
+
+
+def step_times(path: Path) -> StepTimes:
+    """Each `ProfilerStep#N` span and the time DataLoader `__next__` spans of its thread took inside it."""
+    found = spans(path)
+    steps = sorted((s for s in found if STEP.match(s.name)), key=lambda s: s.start)
+    if not steps:
+        raise TraceError(f"{Path(path).name} holds no ProfilerStep#N span: call prof.step() once per training step "
+                         "inside `with profile(..., schedule=...)`")
+    loaders = [s for s in found if LOADER.match(s.name)]
+    return StepTimes(tuple(int(STEP.match(s.name).group(1)) for s in steps), tuple(s.duration for s in steps),
+                     tuple(sum(overlap(step, l) for l in loaders if l.thread == step.thread) for step in steps))
+
+
+def has_gpu_kernels(path: Path) -> bool:
+    """Whether the trace recorded work on a GPU (events of category `kernel`: CUDA was profiled and used)."""
+    data = json.loads(Path(path).read_text())
+    events = data.get("traceEvents", []) if isinstance(data, dict) else data
+    return any(isinstance(e, dict) and e.get("cat") == "kernel" for e in events)
