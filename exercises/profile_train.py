@@ -52,8 +52,8 @@ def main():
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     trace = f"traces/{LOADER}-{PRECISION}.json"
     os.makedirs("traces", exist_ok=True)
-    # skip 1 step, warm up 1 (not recorded), record the rest; then write the trace
-    with profile(activities=activities, schedule=schedule(wait=1, warmup=1, active=STEPS - 2),
+    plan = schedule(wait=1, warmup=1, active=min(STEPS - 2, 8), repeat=1)  # skip 1 step, warm up 1, record 8
+    with profile(activities=activities, schedule=plan,
                  on_trace_ready=lambda prof: prof.export_chrome_trace(trace)) as prof:
         for step, (x, y) in enumerate(loader):
             start = time.time()
