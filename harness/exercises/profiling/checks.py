@@ -16,12 +16,14 @@ from harness.failures import why_failed
 
 PROGRAM = "profile_train.py"
 # The start is data-bound when the loader takes more of a step than everything else together (share > 1/2: then
-# it is the largest part, whatever the rest is split into). Measured here on Mini-Pets: 0.84 (odds 5.3 : 1), so a
-# hog would have to slow the model's part 5 times more than the decoding, both plain CPU work of one thread.
+# it is the largest part, whatever the rest is split into). Measured on Mini-Pets (the median step's share, see
+# trace.StepTimes.loader_share): 0.84-0.86 on one thread of a shared two-core machine, 0.89 in the local cluster's
+# job: odds of 5 : 1 or more, so a hog would have to slow the model's part five times more than the decoding, both
+# plain CPU work of the same thread, to cross the bar.
 DATA_BOUND = 0.5
-# A fix makes the loader a small part: at most a quarter of the step (odds 1 : 3). Measured here after preloading:
-# 0.03 (odds 1 : 30), ten times below the bar; one DataLoader worker decoding beside the training still leaves the
-# step waiting for it (0.8 on two cores: the worker decodes slower than the model trains).
+# A fix makes the loader a small part: at most a quarter of the step (odds 1 : 3). Measured after preloading:
+# 0.01 here, 0.04 in the local cluster's job, 6 to 25 times below the bar. One DataLoader worker decoding beside
+# the training instead still leaves the step waiting for it: 0.78 (the worker decodes slower than the model trains).
 FIXED_MAX = 0.25
 # The same pictures in the same order through the same start weights give the same losses, bit for bit, on one
 # thread of the same machine; the program prints them with 6 decimals, so equal prints differ by 0.

@@ -39,15 +39,15 @@ def check_profile_job(result) -> tuple[dict, list[str]]:
     figures: dict = {}
     for (loader, precision), times in traces.items():
         figures[f"{loader}_{precision}_loader_share"] = round(times.loader_share, 3)
-        figures[f"{loader}_{precision}_step_ms"] = round(times.mean_step_ms, 2)
+        figures[f"{loader}_{precision}_step_ms"] = round(times.median_step_ms, 2)
     start, fixed, bf16 = (traces.get(key) for key in (("jpeg", "fp32"), ("preloaded", "fp32"), ("preloaded", "bf16")))
     if start:
         problems += checks.start_problems(start)
     if start and fixed:
         problems += checks.fix_problems(start, fixed)
-        figures["speedup_preloaded"] = round(start.mean_step_ms / fixed.mean_step_ms, 2)
+        figures["speedup_preloaded"] = round(start.median_step_ms / fixed.median_step_ms, 2)
     if fixed and bf16:
-        figures["speedup_bf16"] = round(fixed.mean_step_ms / bf16.mean_step_ms, 2)
+        figures["speedup_bf16"] = round(fixed.median_step_ms / bf16.median_step_ms, 2)
     if result.site.gpus_real and start and not has_gpu_kernels(checks.trace_path(result.workdir, "jpeg")):
         problems.append(f"the trace holds no GPU kernel, but {result.site.name} has GPUs: torch saw no CUDA device")
     return figures, problems
