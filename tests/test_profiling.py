@@ -106,6 +106,15 @@ def test_the_reader_says_what_is_missing(tmp_path: Path, case: str) -> None:
         f"{case}: the reader said {error.value}"
 
 
+def test_the_books_example_traces_show_the_start_and_the_fix() -> None:
+    """book/traces/ holds traces that harness/exercises/profiling/example.py had the solution write (gzipped, as
+    Perfetto opens them): the lesson's story must be in them, judged by the same checks."""
+    start = step_times(ROOT / "book" / "traces" / "jpeg-fp32.json.gz")
+    fixed = step_times(ROOT / "book" / "traces" / "preloaded-fp32.json.gz")
+    problems = checks.start_problems(start) + checks.fix_problems(start, fixed)
+    assert not problems, f"book/traces/: {problems[0]} (run python -m harness.exercises.profiling.example)"
+
+
 # --- the target's runs ----------------------------------------------------------------------------------------------
 
 def test_the_start_is_data_bound_in_its_trace(profiling_runs: dict) -> None:

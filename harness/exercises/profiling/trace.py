@@ -9,6 +9,7 @@ as `enumerate(DataLoader)#<iterator class>.__next__`, on the thread that asked f
 """
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from dataclasses import dataclass
@@ -61,11 +62,18 @@ class StepTimes:
         return (steps[middle] if len(steps) % 2 else (steps[middle - 1] + steps[middle]) / 2) / 1000
 
 
+def load(path: Path):
+    """The trace's JSON, from a plain or a gzipped file (`*.json.gz`, which Perfetto opens as it is)."""
+    path = Path(path)
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    return json.loads(text)
+
+
 def spans(path: Path) -> list[Span]:
     """The complete events ("ph": "X") of a trace file, as spans."""
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        data = load(path)
+    except (OSError, EOFError, json.JSONDecodeError) as error:
         raise TraceError(f"{Path(path).name} is not a readable JSON trace ({error})") from None
     events = data.get("traceEvents") if isinstance(data, dict) else data
     if not isinstance(events, list):
@@ -92,6 +100,6 @@ def step_times(path: Path) -> StepTimes:
 
 def has_gpu_kernels(path: Path) -> bool:
     """Whether the trace recorded work on a GPU (events of category `kernel`: CUDA was profiled and used)."""
-    data = json.loads(Path(path).read_text())
+    data = load(path)
     events = data.get("traceEvents", []) if isinstance(data, dict) else data
     return any(isinstance(e, dict) and e.get("cat") == "kernel" for e in events)
