@@ -190,6 +190,12 @@ def requeue(job_id: str, runner: Runner = subprocess.run) -> subprocess.Complete
     return _run(["scontrol", "requeue", job_id], runner)
 
 
+def in_job(job_id: str, command: list[str], runner: Runner = subprocess.run) -> subprocess.CompletedProcess:
+    """Run `command` as one more step of a running job, beside its steps (`srun --overlap --jobid`): how a user
+    looks at a job's node, e.g. with nvidia-smi."""
+    return _run(["srun", "--overlap", "--jobid", job_id, *command], runner)
+
+
 def hostnames(nodelist: str, runner: Runner = subprocess.run) -> list[str]:
     """`dc[01-02]` -> ["dc01", "dc02"] (`scontrol show hostnames`)."""
     if not nodelist or nodelist in ("(null)", "None"):

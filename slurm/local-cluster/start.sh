@@ -262,6 +262,10 @@ chmod 600 "$STATE/etc/slurmdbd.conf"   # slurmdbd refuses a readable one: it hol
 chmod 644 "$STATE/etc/slurm.conf" "$STATE/etc/gres.conf" "$STATE/etc/cgroup.conf" "$STATE/etc/mariadb.cnf"
 render "$HERE/task-prolog.sh.in" "$STATE/etc/task-prolog.sh" || true
 chmod 755 "$STATE/etc/task-prolog.sh"
+# A stand-in for nvidia-smi, on the compute nodes' PATH only (the task prolog puts node-bin there); stop.sh removes it.
+mkdir -p "$STATE/node-bin"
+render "$HERE/nvidia-smi.in" "$STATE/node-bin/nvidia-smi" || true
+chmod 755 "$STATE/node-bin" "$STATE/node-bin/nvidia-smi"
 # An empty plugstack.conf beside slurm.conf keeps the daemons from reading one meant for another cluster.
 : >"$STATE/etc/plugstack.conf"
 

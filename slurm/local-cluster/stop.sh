@@ -104,6 +104,7 @@ unquota_home() {
 unquota_home
 rm -f "$PROFILE_D"
 
+rm -rf "$STATE/node-bin"   # the compute nodes' stand-in nvidia-smi (start.sh makes it again)
 # The reservation must not come back with the next start's saved state.
 rm -f "$STATE"/ctld/resv_state*
 [[ $(readlink "$SYSTEM_CONF" 2>/dev/null) == "$SLURM_CONF" ]] && rm -f "$SYSTEM_CONF"
