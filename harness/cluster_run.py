@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from harness import slurm
+from harness import course_venv, slurm
 from harness.exercises import ClusterJob, cluster_jobs
 from harness.report import Report, read_reports, report_env
 from harness.sites import ROOT, JobSettings, Site
@@ -188,12 +188,9 @@ class ClusterRun:
 
     def ensure_venv(self) -> None:
         """Create the course venv from venv-template/ where the site says how and it is not there yet."""
-        if not self.site.venv_setup or (self.course_venv / "venv" / "bin" / "python").exists():
-            return
-        if not (self.course_venv / "setup.sh").is_file():
-            shutil.copytree(ROOT / "venv-template", self.course_venv, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("venv"))
-        self.login_shell("venv set-up", self.site.venv_setup, self.login_env(), self.folder / "venv-setup.log")
+        if self.site.venv_setup and not course_venv.ready(self.course_venv):
+            self.log(f"venv set-up on the login node: {' && '.join(self.site.venv_setup)}")
+            course_venv.make(self.course_venv, self.site.venv_setup, self.login_env(), self.folder / "venv-setup.log")
 
     def stage(self, cluster_job: ClusterJob) -> Path:
         """The job's folder, holding copies of its batch script and programs (or of their `sources` stand-ins)."""

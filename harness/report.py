@@ -75,7 +75,6 @@ class Report:
     argv: list[str]
     cores: int | None = None
     cuda_visible_devices: str | None = None
-    torch_gpus: int | None = None
     slurm: dict = field(default_factory=dict)
     rank: dict = field(default_factory=dict)
     network: list[str] = field(default_factory=list)

@@ -20,11 +20,9 @@ import pytest
 from _pytest._code.code import ReprFileLocation
 
 from harness.exercises import all_exercises, exercise_of_test
-from harness.failures import EXCEPTION_LINE, TODO_RAISED, raised_in_course_file
+from harness.failures import EXCEPTION_LINE, NEEDS_EARLIER, TODO_RAISED, raised_in_course_file
 
 TODO_ANYWHERE = re.compile(r"\b(TODO\b.*)")
-# A check that builds on an earlier exercise says so first (e.g. "first finish exercise 4: ...")
-NEEDS_EARLIER = re.compile(r"^(?:Failed: )?(first finish exercise \d\b.*)$", re.MULTILINE)
 
 
 def exercise_mode(config: pytest.Config) -> bool:

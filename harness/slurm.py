@@ -173,6 +173,11 @@ def queue(runner: Runner = subprocess.run, *, user: str | None = "", states: str
             for line in done.stdout.splitlines() if line.count("|") >= len(QUEUE_FIELDS) - 1]
 
 
+def listing(args: Iterable[str], runner: Runner = subprocess.run) -> str:
+    """`squeue ARGS` as Slurm prints it, for people to read (the book's pictures); "" without an answer."""
+    return _run(["squeue", *args], runner).stdout
+
+
 def tagged(tag: str, runner: Runner = subprocess.run, user: str | None = "") -> list[str]:
     """Ids of the queued or running jobs of run `tag`: their comments end in `-<tag>` (see `run_label`)."""
     return [entry["id"] for entry in queue(runner, user=user) or [] if entry["comment"].endswith(f"-{tag}")]

@@ -154,6 +154,16 @@ def site_caches(run) -> Caches:
                   Path(site.expand(site.caches.torch_home) or default / "torch"))
 
 
+def site_pictures(run) -> Path:
+    """The real Pets pictures that `python cats.py --prefetch` (exercise 2b) downloaded into the site's caches:
+    what the day-2 exercises pack and read on a real cluster."""
+    images = site_caches(run).images
+    if not any(images.glob("*.jpg")):
+        raise RuntimeError(f"no Pets pictures in {images}: run `python cats.py --prefetch` on the login node first "
+                           "(exercise 2b)")
+    return images
+
+
 def prepare_caches(run, workdir: Path) -> dict[str, str]:
     """The login-node step: the data set and the weights into the caches the job reads, as the site says."""
     site, caches = run.site, site_caches(run)

@@ -355,7 +355,7 @@ def _after_fastai_learner(learner_module) -> None:
 
         def before_fit(self):
             self.figures = {"epochs": [], "device": str(getattr(self.dls, "device", "")), "train_images": 0,
-                        "train_seconds": 0.0, "metric_names": [], "gpu_name": None}
+                        "train_seconds": 0.0, "gpu_name": None}
             device = getattr(self.dls, "device", None)
             if device is not None and getattr(device, "type", "") == "cuda":
                 import torch
@@ -389,7 +389,6 @@ def _after_fastai_learner(learner_module) -> None:
         def after_epoch(self):
             names = [str(n) for n in self.recorder.metric_names]
             values = self.recorder.log
-            self.figures["metric_names"] = names
             row = {name: (float(value) if isinstance(value, (int, float)) or hasattr(value, "__float__")
                           else str(value)) for name, value in zip(names, values) if name not in ("epoch", "time")}
             row["seconds"] = round(time.perf_counter() - self.epoch_started, 3)
@@ -472,12 +471,6 @@ def _excepthook(kind, value, traceback) -> None:
 def _write_report() -> None:
     try:
         _report["ended"] = time.time()
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            try:
-                _report["torch_gpus"] = torch.cuda.device_count()
-            except Exception:  # noqa: BLE001
-                _report["torch_gpus"] = None
         os.makedirs(_REPORT_DIR, exist_ok=True)
         path = os.path.join(_REPORT_DIR, f"report-{_report['host']}-{_report['pid']}.json")
         with open(path + ".part", "w") as out:
