@@ -83,7 +83,7 @@ class Report:
     dist: dict | None = None
     fits: list[Fit] = field(default_factory=list)
     written: list[str] = field(default_factory=list)  # files opened for writing
-    loader_passes: list[list[int]] = field(default_factory=list)  # COURSE_REPORT_DETAIL=loaders
+    loader_passes: list[list[int]] = field(default_factory=list)  # COURSE_REPORT_DETAIL=dataloaders
     float64: bool = False  # COURSE_FLOAT64=1 took: torch computed in float64
     cuda_standin: dict | None = None  # COURSE_CUDA_STANDIN: devices seen, ordinals asked for, the one refused
     started: float = 0.0

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.exercises.cats import Caches, SMALL_RUN, copy_of, label_problems, run_cats
+from harness import sites
+from harness.cluster_run import judge
+from harness.exercises.cats import EXERCISE, SMALL_RUN, Caches, copy_of, label_problems, run_cats
+from harness.job_records import finished, write_report
 from harness.failures import why_failed
 from harness.offline import Ran
 
@@ -149,3 +152,30 @@ def test_the_batch_script_passes_the_course_checker(course_root: Path) -> None:
 
     problems = check_sbatch(course_root, [course_root / "slurm" / "fastai.sbatch"])
     assert not problems, str(problems[0])
+
+
+@pytest.mark.broken_copy  # a check of the cluster verdict, from recorded reports: not a student's self-check
+def test_cats_verdict_wants_bar_model_events_and_no_download(tmp_path):
+    job, site = EXERCISE.cluster_jobs[0], sites.resolve("jureca-dc")
+    fit = {"epochs": [{"valid_loss": 0.03, "accuracy": 0.993, "error_rate": 0.007, "seconds": 42.0}],
+           "device": "cuda:0", "gpu_name": "NVIDIA A100-SXM4-40GB", "train_images": 5912, "train_seconds": 40.0,
+           "labels": [["Bengal_12.jpg", "True"], ["beagle_3.jpg", "False"]]}  # as the reporter records them
+    write_report(tmp_path, "cats.py", fits=[fit])
+    verdict = judge(finished("cats", "6"), tmp_path, job, site)
+    assert verdict.problems == ["models/model.pth was not saved (SaveModelCallback, learner path='.')",
+                                "no TensorBoard event files under runs/"]
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "model.pth").write_bytes(b"x")
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    (tmp_path / "runs" / "x" / "events.out.tfevents.1.host").write_bytes(b"x")
+    verdict = judge(finished("cats", "6"), tmp_path, job, site)
+    assert verdict.passed and verdict.figures["images_per_second"] == 147.8 and verdict.figures["nodes"] == "jrc0001"
+    write_report(tmp_path, "cats.py", fits=[fit], network=["lookup s3.amazonaws.com"])
+    assert "tried to reach the internet (lookup s3.amazonaws.com)" in judge(finished("cats", "6"), tmp_path, job,
+                                                                              site).problems[0]
+    fit["epochs"][0]["error_rate"] = 0.05
+    write_report(tmp_path, "cats.py", fits=[fit])
+    assert "above the bar 0.02" in judge(finished("cats", "6"), tmp_path, job, site).problems[0]
+    fit["epochs"][0]["error_rate"], fit["labels"] = 0.007, [["Bengal_12.jpg", "False"], ["beagle_3.jpg", "True"]]
+    write_report(tmp_path, "cats.py", fits=[fit])  # an inverted is_cat(): just as accurate, wrongly labelled
+    assert "is_cat() must return True" in judge(finished("cats", "6"), tmp_path, job, site).problems[0]

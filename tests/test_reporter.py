@@ -98,7 +98,7 @@ def test_loader_passes_and_files_read_by_forked_workers(tmp_path: Path) -> None:
         loader = DataLoader(Files(), batch_size=2, num_workers=1, multiprocessing_context="fork")
         for epoch in range(2):
             list(loader)
-    """, tmp_path, detail="loaders,reads=*.jpg")
+    """, tmp_path, detail="dataloaders,reads=*.jpg")
     assert done.returncode == 0, done.stderr
     assert report.loader_passes == [[0, 1, 2], [0, 1, 2]]
     read = read_files(tmp_path / "reports")
@@ -126,8 +126,8 @@ STANDIN_PROGRAM = """
     model = torch.nn.Linear(2, 1).to(device)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ["PORT"], RANK="0", WORLD_SIZE="1")
     dist.init_process_group("nccl")
-    ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
-    loss = ddp(torch.ones(4, 2).to(device)).sum()
+    wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
+    loss = wrapped(torch.ones(4, 2).to(device)).sum()
     loss.backward()
     print("trained on", loss.device, dist.get_backend())
     dist.destroy_process_group()

@@ -38,7 +38,6 @@ class ClusterJob:
     needs_venv: bool = False  # runs in the course venv (made from venv-template/ first where the site says how)
     prepare: Callable[[Any, Path], dict[str, str]] | None = None  # (ClusterRun, its folder) -> env for the job
     settings: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # its own keys of [jobs.<name>]: (type, default)
-    cost: str = ""  # what it costs on the real machine, for the instructor's overview
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,5 @@ EXERCISE = Exercise(
     key="cats", number=2, title="cat classifier", day=1, lesson="book/cats.md",
     programs=("cats.py",), tests=("tests/test_cats.py",),
     cluster_jobs=(ClusterJob(name="cats", sbatch="fastai.sbatch", programs=("cats.py",), check=check_cats_job,
-                             needs_venv=True, prepare=prepare_caches, settings={"error_rate_max": (float, 0.02)},
-                             cost="1 node, about 5 min"),),
+                             needs_venv=True, prepare=prepare_caches, settings={"error_rate_max": (float, 0.02)}),),
 )

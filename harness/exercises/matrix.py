@@ -129,5 +129,5 @@ EXERCISE = Exercise(
     key="matrix", number=1, title="matrix multiply", day=1, lesson="book/matrix.md",
     programs=("matrix.py", "matrix_gpu.py"), tests=("tests/test_matrix.py",),
     cluster_jobs=(ClusterJob(name="matrix", sbatch="jureca-matrix.sbatch", programs=("matrix_gpu.py",),
-                             check=check_matrix_job, cost="1 node, under a minute"),),
+                             check=check_matrix_job),),
 )

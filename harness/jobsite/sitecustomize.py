@@ -16,7 +16,7 @@ COURSE_CUDA_STANDIN=1  where torch finds no CUDA (the test cluster's GPUs are st
                        on the CPU, and an ordinal past them fails as CUDA does ("CUDA error: invalid device
                        ordinal"); nccl becomes gloo. So a task that picks a GPU it cannot see fails here as on a
                        GPU node. The report's `cuda_standin` says what the process saw and asked for.
-COURSE_REPORT_DETAIL   more, for the checks that need it (comma-separated): `loaders` records the indices each
+COURSE_REPORT_DETAIL   more, for the checks that need it (comma-separated): `dataloaders` records the indices each
                        PyTorch DataLoader pass handed out (which samples a rank trained on); `reads=GLOB` writes the
                        name of every file matching GLOB that the process, or a DataLoader worker forked from it,
                        opens, at once, to DIR/read-<host>-<rank>-<pid>.txt (forked workers never reach atexit).
@@ -69,7 +69,7 @@ _report: dict = {
     "fits": [],
     "written": [],  # files the process opened for writing (outside /dev, /proc and the report folder)
     "float64": False,  # with COURSE_FLOAT64=1, once torch computes in float64
-    "loader_passes": [],  # with COURSE_REPORT_DETAIL=loaders: the sample indices of each DataLoader pass
+    "loader_passes": [],  # with COURSE_REPORT_DETAIL=dataloaders: the sample indices of each DataLoader pass
     "cuda_standin": None,  # with COURSE_CUDA_STANDIN=1 and no CUDA: {"devices", "asked", "refused", "backend"}
 }
 
@@ -507,7 +507,7 @@ if _OFFLINE:
 if _REPORT_DIR:
     _hooks.update({"torch": _after_torch, "torch.distributed": _after_torch_distributed,
                    "fastai.learner": _after_fastai_learner})
-    if "loaders" in _DETAIL:
+    if "dataloaders" in _DETAIL:
         _hooks["torch.utils.data.dataloader"] = _after_dataloader
 elif _CUDA_STANDIN:
     _hooks["torch"] = lambda torch: None if torch.cuda.is_available() else _cuda_standin(torch)

@@ -19,6 +19,5 @@ EXERCISE = Exercise(
                                                                         "train_ddp.py"),
                              check=check_ddp_job, gpus=True, needs_venv=True, prepare=prepare_ddp,
                              settings={"backend": (str, "nccl"), "standin_per_breed": (int, 16),
-                                       "packed_dir": (str, "")},
-                             cost="2 nodes, a few minutes (time limit 15 min: at most 64 core-h)"),),
+                                       "packed_dir": (str, "")}),),
 )

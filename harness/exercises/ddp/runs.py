@@ -1,6 +1,6 @@
 """Exercise 5's runs on this machine: train.py in one process, train_ddp.py under torchrun_jsc --standalone (one
 node, no Slurm), offline, with the reporter (harness/jobsite/sitecustomize.py, outside the student's code) recording
-which pictures each rank trained on, epoch by epoch (COURSE_REPORT_DETAIL=loaders), and which files each process
+which pictures each rank trained on, epoch by epoch (COURSE_REPORT_DETAIL=dataloaders), and which files each process
 opened for writing; the data is Mini-Pets stand-ins packed by the target's own pack.py (exercise 4a).
 """
 from __future__ import annotations
@@ -84,7 +84,7 @@ class Run:
         return read_log(self.workdir / LOG)
 
     def shards(self) -> dict[int, list[list[int]]]:
-        """Rank -> the picture indices its DataLoader handed out, one list per epoch (the reporter's `loaders`)."""
+        """Rank -> the picture indices its DataLoader handed out, one list per epoch (the reporter's `dataloaders`)."""
         found: dict[int, list[list[int]]] = {}
         for report in self.workers:
             if "rank" in report.rank:
@@ -129,7 +129,7 @@ def run_ddp(script_dir: Path, data: Path, workdir: Path, nproc: int, *, batch: i
     Slurm), the reporter recording which pictures each rank's DataLoader handed out; in float64 for a run that is
     compared with another (see checks.TOLERANCE)."""
     env = program_env(KNOBS, DATA=str(data), EPOCHS=str(epochs), BATCH=str(batch), WORKERS=str(workers),
-                      COURSE_REPORT_DETAIL="loaders", **(FLOAT64_ENV if float64 else {}))
+                      COURSE_REPORT_DETAIL="dataloaders", **(FLOAT64_ENV if float64 else {}))
     argv = [sys.executable, "-m", "torchrun_jsc", "--standalone", f"--nproc_per_node={nproc}",
             str(script_dir / "train_ddp.py")]
     return launch(argv, workdir, env, timeout)

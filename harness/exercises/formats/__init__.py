@@ -20,6 +20,5 @@ EXERCISE = Exercise(
     cluster_jobs=(ClusterJob(name="loaders", sbatch="loaders.sbatch", programs=("pack.py", "datasets.py",
                                                                                 "time_loaders.py"),
                              check=check_loaders_job, gpus=True, needs_venv=True, prepare=prepare_loaders,
-                             settings={"standin_per_breed": (int, 20), "packed_dir": (str, "")},
-                             cost="1 node, about 3 min (time limit 15 min)"),),
+                             settings={"standin_per_breed": (int, 20), "packed_dir": (str, "")}),),
 )
