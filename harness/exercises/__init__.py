@@ -41,6 +41,15 @@ class ClusterJob:
 
 
 @dataclass(frozen=True)
+class BenchPart:
+    """A part of `python -m bench` that an exercise owns: `module` (in its package) has `run(**options)` returning
+    a bench.report.Part; `options` are its command-line options, name -> (type, default, help)."""
+    name: str
+    module: str
+    options: dict[str, tuple[Any, Any, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Exercise:
     key: str  # short name, as in `pytest --target exercises -k <key>`
     number: int  # its place in the course
@@ -50,6 +59,8 @@ class Exercise:
     programs: tuple[str, ...]  # the student's files, in exercises/ and (finished) in solutions/
     tests: tuple[str, ...]  # test modules, e.g. "tests/test_cats.py": their checks are its self-check
     cluster_jobs: tuple[ClusterJob, ...] = ()
+    wait_target_s: float | None = None  # bench's target for a student's wait for the self-check's verdict
+    bench_parts: tuple[BenchPart, ...] = ()  # its own parts of `python -m bench`
 
     @property
     def heading(self) -> str:

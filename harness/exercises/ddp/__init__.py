@@ -9,12 +9,13 @@ What the harness knows about it, by concern:
 """
 from __future__ import annotations
 
-from harness.exercises import ClusterJob, Exercise
+from harness.exercises import BenchPart, ClusterJob, Exercise
 from harness.exercises.ddp.cluster import check_ddp_job, prepare_ddp
 
 EXERCISE = Exercise(
     key="ddp", number=5, title="distribute the work (DDP on many GPUs and two nodes)", day=2, lesson="book/ddp.md",
     programs=("train.py", "train_ddp.py"), tests=("tests/test_ddp.py",),
+    bench_parts=(BenchPart("ddp-scaling", "harness.exercises.ddp.bench"),),
     cluster_jobs=(ClusterJob(name="ddp", sbatch="ddp.sbatch", programs=("pack.py", "datasets.py", "train.py",
                                                                         "train_ddp.py"),
                              check=check_ddp_job, gpus=True, needs_venv=True, prepare=prepare_ddp,

@@ -11,12 +11,13 @@ What the harness knows about it, by concern:
 """
 from __future__ import annotations
 
-from harness.exercises import ClusterJob, Exercise
+from harness.exercises import BenchPart, ClusterJob, Exercise
 from harness.exercises.formats.cluster import check_loaders_job, prepare_loaders
 
 EXERCISE = Exercise(
     key="formats", number=4, title="feed the GPUs fast (packed data formats)", day=2, lesson="book/data-formats.md",
     programs=("pack.py", "datasets.py", "time_loaders.py"), tests=("tests/test_formats.py",),
+    bench_parts=(BenchPart("loader-formats", "harness.exercises.formats.bench"),),
     cluster_jobs=(ClusterJob(name="loaders", sbatch="loaders.sbatch", programs=("pack.py", "datasets.py",
                                                                                 "time_loaders.py"),
                              check=check_loaders_job, gpus=True, needs_venv=True, prepare=prepare_loaders,

@@ -9,5 +9,5 @@ from harness.exercises import Exercise
 
 EXERCISE = Exercise(
     key="tunnel", number=3, title="TensorBoard through an SSH tunnel", day=1, lesson="book/tensorboard.md",
-    programs=("tensorboard.sh", "tunnel.sh", "ssh_config.example"), tests=("tests/test_tunnel.py",),
+    programs=("tensorboard.sh", "tunnel.sh", "ssh_config.example"), tests=("tests/test_tunnel.py",), wait_target_s=30.0,
 )

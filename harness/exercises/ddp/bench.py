@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 
 from bench.report import Check, Part, Skipped
+from harness.exercises import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
 TARGET_EFFICIENCY = 0.8  # of 2 processes on one node, which has the 2 cores it needs
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import minipets
-from harness.exercises import ClusterJob, Exercise
+from harness.exercises import BenchPart, ClusterJob, Exercise
 from harness.offline import Ran, run_program
 from harness.once import once_per_run
 
@@ -204,7 +204,10 @@ def check_cats_job(result) -> tuple[dict, list[str]]:
 
 EXERCISE = Exercise(
     key="cats", number=2, title="cat classifier", day=1, lesson="book/cats.md",
-    programs=("cats.py",), tests=("tests/test_cats.py",),
+    programs=("cats.py",), tests=("tests/test_cats.py",), wait_target_s=60.0,
+    bench_parts=(BenchPart("data-pipeline", "harness.exercises.cats.bench", {
+        "images": (int, 1480, "stand-in images (default 1480)"), "size": (int, 224, "Resize side (default 224)"),
+        "batch_size": (int, 64, "batch size (default 64)")}),),
     cluster_jobs=(ClusterJob(name="cats", sbatch="fastai.sbatch", programs=("cats.py",), check=check_cats_job,
                              needs_venv=True, prepare=prepare_caches, settings={"error_rate_max": (float, 0.02)}),),
 )
