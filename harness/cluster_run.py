@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from harness import course_venv, slurm
+from harness import course_venv, login, slurm
 from harness.exercises import ClusterJob, cluster_jobs
 from harness.report import Report, read_reports, report_env
 from harness.sites import ROOT, JobSettings, Site
@@ -176,11 +176,7 @@ class ClusterRun:
     def login_shell(self, what: str, lines: list[str], env: dict[str, str], log: Path) -> None:
         """Run set-up lines in a login shell on this (login) node; a failure is one line and a log file."""
         self.log(f"{what} on the login node: {' && '.join(lines)}")
-        done = subprocess.run(["bash", "-lc", " && ".join(lines)], env=env, capture_output=True, text=True)
-        log.write_text(done.stdout + done.stderr)
-        if done.returncode != 0:
-            last = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
-            raise RuntimeError(f"the {what} step failed ({last}); see {log}")
+        login.shell(what, lines, env, log)
 
     def login_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The environment of a login-node step: ours, the course venv's place, and `extra`."""

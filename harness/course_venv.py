@@ -6,9 +6,10 @@ submit course scripts to the local cluster (`localcluster.local_course_venv`), a
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from harness import login
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "venv-template"
 
@@ -20,15 +21,9 @@ def ready(venv: Path) -> bool:
 def make(venv: Path, setup: Sequence[str], env: Mapping[str, str], log: Path) -> None:
     """Copy venv-template/ to `venv` (its own venv/ left out) and run the site's `setup` lines in a login shell with
     COURSE_VENV set, unless `venv` holds a venv already or the site gives no lines. A failure raises RuntimeError
-    with the last line of the output; all of it is in `log`."""
+    with the last line of the output; all of it is in `log` (harness.login.shell)."""
     if not setup or ready(venv):
         return
     if not (venv / "setup.sh").is_file():
         shutil.copytree(TEMPLATE, venv, dirs_exist_ok=True, ignore=shutil.ignore_patterns("venv"))
-    done = subprocess.run(["bash", "-lc", " && ".join(setup)], env={**env, "COURSE_VENV": str(venv)},
-                          capture_output=True, text=True, timeout=1800)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(done.stdout + done.stderr)
-    if done.returncode != 0:
-        last = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
-        raise RuntimeError(f"the course venv could not be made in {venv} ({last}); see {log}")
+    login.shell(f"venv set-up in {venv}", setup, {**env, "COURSE_VENV": str(venv)}, log, timeout=1800)

@@ -27,14 +27,13 @@ def world_problems(workers: list[Report], world: int, backend: str) -> list[str]
     ranks = sorted(r.dist["rank"] for r in joined)
     if ranks != list(range(world)):
         problems.append(f"the ranks {ranks} joined; a run of {world} processes needs each of 0-{world - 1} once")
-    sizes = sorted({r.dist["world_size"] for r in joined})
-    if sizes != [world]:
-        problems.append(f"the processes saw a world size of {', '.join(map(str, sizes))}, not {world} "
-                        "(nodes x processes per node)")
-    backends = sorted({r.dist["backend"] for r in joined})
-    if backends != [backend]:
-        problems.append(f"the process group used {', '.join(backends)}, not {backend}: nccl where there are GPUs, "
-                        "gloo on CPUs")
+    for key, want, words in (("world_size", world, "the processes saw a world size of {seen}, not {want} (nodes x "
+                                                     "processes per node)"),
+                             ("backend", backend, "the process group used {seen}, not {want}: nccl where there are "
+                                                  "GPUs, gloo on CPUs")):
+        seen = sorted({r.dist[key] for r in joined})
+        if seen != [want]:
+            problems.append(words.format(seen=", ".join(map(str, seen)), want=want))
     return problems
 
 

@@ -83,21 +83,21 @@ class Run:
     def log(self) -> list[tuple[int, int, float, float]]:
         return read_log(self.workdir / LOG)
 
-    def shards(self) -> dict[int, list[list[int]]]:
-        """Rank -> the picture indices its DataLoader handed out, one list per epoch (the reporter's `dataloaders`)."""
-        found: dict[int, list[list[int]]] = {}
+    def by_rank(self, field: str) -> dict[int, list]:
+        """Rank -> a list field of its process's report, for every training process that knows its rank."""
+        found: dict[int, list] = {}
         for report in self.workers:
             if "rank" in report.rank:
-                found.setdefault(int(report.rank["rank"]), []).extend(report.loader_passes)
+                found.setdefault(int(report.rank["rank"]), []).extend(getattr(report, field))
         return found
+
+    def shards(self) -> dict[int, list[list[int]]]:
+        """Rank -> the picture indices its DataLoader handed out, one list per epoch (the reporter's `dataloaders`)."""
+        return self.by_rank("loader_passes")
 
     def written(self) -> dict[int, list[str]]:
         """Rank -> the files its process opened for writing."""
-        found: dict[int, list[str]] = {}
-        for report in self.workers:
-            if "rank" in report.rank:
-                found.setdefault(int(report.rank["rank"]), []).extend(report.written)
-        return found
+        return self.by_rank("written")
 
     def explain(self) -> str:
         return self.ran.explain()
