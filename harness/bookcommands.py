@@ -223,7 +223,7 @@ def header_comment(path: Path) -> list[tuple[int, str]]:
 
 
 def usage_commands(path: Path) -> list[Command]:
-    """The commands a file's usage comment gives (`cd ... && sbatch ...`, `python cats.py --prefetch`, ...).
+    """The commands a file's usage comment gives (`cd ... && sbatch ...`, `python X.py --prefetch`, ...).
 
     A command starts at `cd`, `sbatch`, `python`, `bash`, `source`, `cp` or `cat` and runs to the end of the line,
     a full stop, comma or semicolon followed by a space, a gap of three spaces, a bracket or a backtick. Prose such

@@ -2,7 +2,7 @@
 
 Generic: the jobs are the ones the exercise modules declare (harness/exercises/), their batch scripts the course's
 own sbatch files (`slurm/*.sbatch`). Each job gets a folder `slurm-out/<run-tag>/<job>/` holding copies of the
-script and its programs; it is also the job's working directory, so the script finds `python cats.py` beside it,
+script and its programs; it is also the job's working directory, so the script finds `python <program>.py` beside it,
 exactly as a student submits it. Every Python process of the job reports what it got (cores, GPUs, hosts, the
 network it tried) through harness/jobsite/sitecustomize.py into `<job>/reports/`: the verdict judges what the job
 really got, not only what it printed.
@@ -147,7 +147,7 @@ def default_out_dir() -> Path:
 class ClusterRun:
     """Everything one --cluster session submits, so that all of it can be judged and all of it cancelled.
 
-    `sources` replaces staged files by name (`{"jureca-matrix.sbatch": Path(...)}`): the harness's own tests submit
+    `sources` replaces staged files by name (`{"<job>.sbatch": Path(...)}`): the harness's own tests submit
     deliberately broken copies of course files that way, through the very same run.
     """
 

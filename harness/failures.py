@@ -2,7 +2,7 @@
 
 A student's check should never end in a wall of traceback or a library's own words. What helps is: the TODO their
 file still raises, or else the line of their own file that raised and the exception's one line
-(`matrix.py:12: RuntimeError: mat1 and mat2 shapes cannot be multiplied`), or else the last thing the program said.
+(`train.py:12: RuntimeError: mat1 and mat2 shapes cannot be multiplied`), or else the last thing the program said.
 """
 from __future__ import annotations
 

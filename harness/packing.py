@@ -1,8 +1,8 @@
 """Pets pictures packed by the course's own pack.py: on this machine for the tests, and on the login node as the
 preparation of a cluster job that reads packed files.
 
-Not an exercise: every exercise whose programs read the packed files (a timing of the readers, a training) uses it, each with
-the pack.py of the target it checks.
+Not an exercise: every exercise whose programs read the packed files (a timing of the readers, a training) uses
+it, each with the pack.py of the target it checks.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Processes that serve: started in a process group of their own, waited for until they really serve, and stopped
 whole (children included) on the way out, pass or fail; and what listens on which port.
 
-Not an exercise: the tunnel exercise's sshd, TensorBoard and `ssh -L`, and any later exercise's servers, use it. A
+Not an exercise: any exercise's servers (an sshd, TensorBoard, an `ssh -L` tunnel) use it. A
 process that dies while we wait raises `ProcessFailed` carrying its own last words.
 """
 from __future__ import annotations

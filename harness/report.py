@@ -92,7 +92,7 @@ class Report:
 
     @property
     def program(self) -> str:
-        """The script's file name (`cats.py`), or the interpreter's first argument."""
+        """The script's file name (`train.py`), or the interpreter's first argument."""
         return Path(self.argv[0]).name if self.argv else ""
 
     @property

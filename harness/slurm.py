@@ -89,7 +89,7 @@ class JobInfo:
 @dataclass
 class Job:
     """A submitted job and what the harness has seen of it."""
-    name: str  # what it is for, e.g. "matrix"
+    name: str  # what it is for: the cluster job's name
     job_id: str
     label: str = ""  # the run label in its comment: name plus run tag (`run_label`)
     submitted_at: float | None = None  # on wait()'s clock; None: when wait() first looks at it

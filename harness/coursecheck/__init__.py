@@ -27,7 +27,7 @@ material has shipped:
 
    *Where a command runs.* `~` is the student's home and `~/course` the course folder (the clone). Every page
    starts in `~/course/exercises`, the folder the book tells the reader to work in ("Then work in
-   ~/course/exercises", matrix lesson); each `cd` then holds for the following commands and blocks of the same
+   ~/course/exercises", first hands-on lesson); each `cd` then holds for the following commands and blocks of the same
    page. The usage comment of an sbatch file starts there too (scripts are submitted from exercises/); that of
    a program in exercises/ or solutions/ starts in the program's own folder ("from this folder").
 

@@ -293,15 +293,15 @@ def _cuda_standin(torch) -> None:
             return init("gloo" if str(backend).lower() == "nccl" else backend, *args, **kwargs)
         init_process_group.__wrapped__ = init
         dist.init_process_group = init_process_group
-    ddp = getattr(getattr(torch.nn, "parallel", None), "DistributedDataParallel", None)
-    if ddp is not None:
-        ddp_init = ddp.__init__
+    wrapper = getattr(getattr(torch.nn, "parallel", None), "DistributedDataParallel", None)
+    if wrapper is not None:
+        wrapper_init = wrapper.__init__
 
-        def ddp_on_cpu(self, module, device_ids=None, output_device=None, *args, **kwargs):
+        def wrapper_on_cpu(self, module, device_ids=None, output_device=None, *args, **kwargs):
             for device in list(device_ids or []) + ([output_device] if output_device is not None else []):
                 on_cpu(device)
-            return ddp_init(self, module, None, None, *args, **kwargs)
-        ddp.__init__ = ddp_on_cpu
+            return wrapper_init(self, module, None, None, *args, **kwargs)
+        wrapper.__init__ = wrapper_on_cpu
 
 
 def _after_torch_in_float64(torch) -> None:
