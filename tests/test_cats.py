@@ -18,6 +18,7 @@ import pytest
 from harness import sites
 from harness.cluster_run import judge
 from harness.exercises.cats import EXERCISE, SMALL_RUN, Caches, copy_of, label_problems, run_cats
+from harness.exercises.cats.fits import fit_of
 from harness.job_records import finished, write_report
 from harness.failures import why_failed
 from harness.offline import Ran
@@ -66,7 +67,7 @@ def test_no_internet_with_only_the_data_set_fails_at_the_weights_download(cats_r
 
 def test_filled_caches_train_offline_to_the_bar(cat_run: Ran) -> None:
     assert cat_run.returncode == 0, why_failed("cats.py", cat_run.returncode, cat_run.stderr, cat_run.stdout)
-    fits = [r.fit for r in cat_run.reports if r.program == "cats.py" and r.fit]
+    fits = [fit_of(r) for r in cat_run.reports if r.program == "cats.py" and fit_of(r)]
     assert fits, "cats.py trained nothing (no fastai fit in its report)"
     fit = fits[-1]
     print("epochs:", fit.epochs)  # the figures, for -rP or -s
@@ -86,7 +87,7 @@ def test_filled_caches_train_offline_to_the_bar(cat_run: Ran) -> None:
 
 
 def test_training_labels_cats_true_and_dogs_false(cat_run: Ran) -> None:
-    fits = [r.fit for r in cat_run.reports if r.program == "cats.py" and r.fit]
+    fits = [fit_of(r) for r in cat_run.reports if r.program == "cats.py" and fit_of(r)]
     assert fits, "cats.py trained nothing (no fastai fit in its report)"
     problems = label_problems(fits[-1])
     assert not problems, problems[0]
@@ -102,7 +103,7 @@ def test_label_check_catches_an_inverted_is_cat(course_root: Path, minipets_orig
     (tmp_path / "cats.py").write_text(source.replace(line, "return name[0].islower()"))
     caches = copy_of(minipets_originals, tmp_path / "caches")
     run = run_cats(tmp_path / "cats.py", caches, tmp_path / "work", knobs={"EPOCHS": "1", "SIZE": "32"})
-    fits = [r.fit for r in run.reports if r.program == "cats.py" and r.fit]
+    fits = [fit_of(r) for r in run.reports if r.program == "cats.py" and fit_of(r)]
     assert fits, "the broken copy trained nothing: " + why_failed("cats.py", run.returncode, run.stderr, run.stdout)
     problems = label_problems(fits[-1])
     assert problems and "is_cat() must return True" in problems[0], f"the check found {problems}"
@@ -141,7 +142,7 @@ def test_prefetch_with_filled_caches_stops_without_training(cats_runs: dict) -> 
                                                                           run.stdout)
     assert "Finished downloading dataset" in run.stdout and "On the login node" in run.stdout, \
         "cats.py --prefetch should fetch the data set and say it stops on the login node"
-    assert not any(r.fit for r in run.reports), "--prefetch trained: training belongs on a compute node"
+    assert not any(fit_of(r) for r in run.reports), "--prefetch trained: training belongs on a compute node"
     assert nothing_trained(run), "cats.py --prefetch wrote runs/ or models/: it should stop before training"
 
 

@@ -271,7 +271,8 @@ def test_batch_script_trains_on_two_nodes(local_slurm: LocalCluster, target_dir:
     assert verdict.passed, verdict.report()
     workers = [r for r in read_reports(folder / "reports") if r.program == "train_ddp.py"]
     assert len(workers) == 8 and sorted({r.node for r in workers}) == ["dc01", "dc02"], [r.slurm for r in workers]
-    assert {r.dist["backend"] for r in workers} == {"gloo"} and {r.dist["world_size"] for r in workers} == {8}
+    groups = [checks.dist_of(r) for r in workers]
+    assert {g["backend"] for g in groups} == {"gloo"} and {g["world_size"] for g in groups} == {8}, groups
 
 
 @pytest.mark.slurm
@@ -314,7 +315,8 @@ def test_the_one_gpu_variant_starts_one_process_per_node(variant: str, local_slu
     if variant == "course":
         assert record["JobState"] == "COMPLETED", job_text(folder, record)
         assert per_node == {"dc01": 1, "dc02": 1}, per_node
-        assert {r.dist["world_size"] for r in workers} == {2} and all(r.cuda_standin["asked"] == [0] for r in workers)
+        assert {checks.dist_of(r)["world_size"] for r in workers} == {2}, [checks.dist_of(r) for r in workers]
+        assert all(r.cuda_standin["asked"] == [0] for r in workers), [r.cuda_standin for r in workers]
     else:
         assert record["JobState"] == "FAILED", job_text(folder, record)
         started = {node: 1 + max(int(r.rank["local_rank"]) for r in workers if r.node == node)

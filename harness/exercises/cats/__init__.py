@@ -16,6 +16,7 @@ import pytest
 
 from harness import minipets
 from harness.exercises import BenchPart, ClusterJob, Exercise
+from harness.exercises.cats.fits import fit_of
 from harness.offline import Ran, run_program
 from harness.once import once_per_run
 
@@ -178,7 +179,7 @@ def prepare_caches(run, workdir: Path) -> dict[str, str]:
 
 def check_cats_job(result) -> tuple[dict, list[str]]:
     """The training's figures from the reporter; the bar of the site; the model and the TensorBoard logs."""
-    fits = [r.fit for r in result.reports if r.fit is not None]
+    fits = [fit for fit in map(fit_of, result.reports) if fit is not None]
     if not fits:
         return {}, ["cats.py did not train: its report holds no fastai training"]
     fit = fits[-1]

@@ -18,20 +18,25 @@ FLOAT64_ENV = {"COURSE_FLOAT64": "1"}
 TOLERANCE = 1e7 * 2.0 ** -53
 
 
+def dist_of(report: Report) -> dict | None:
+    """The process group the process joined, as exercise 5's probe (probe.py) recorded it; None if it joined none."""
+    return report.probed.get("dist")
+
+
 def world_problems(workers: list[Report], world: int, backend: str) -> list[str]:
     """Every rank 0..world-1 joined one process group of `world` processes with `backend`, and none died."""
     problems = [f"rank {r.rank.get('rank', '?')} on {r.node} died: {r.exception}" for r in workers if r.exception]
-    joined = [r for r in workers if r.dist]
+    joined = [dist_of(r) for r in workers if dist_of(r)]
     if not joined:
         return problems + ["no process joined a process group: call torch.distributed.init_process_group"]
-    ranks = sorted(r.dist["rank"] for r in joined)
+    ranks = sorted(group["rank"] for group in joined)
     if ranks != list(range(world)):
         problems.append(f"the ranks {ranks} joined; a run of {world} processes needs each of 0-{world - 1} once")
     for key, want, words in (("world_size", world, "the processes saw a world size of {seen}, not {want} (nodes x "
                                                      "processes per node)"),
                              ("backend", backend, "the process group used {seen}, not {want}: nccl where there are "
                                                   "GPUs, gloo on CPUs")):
-        seen = sorted({r.dist[key] for r in joined})
+        seen = sorted({group[key] for group in joined})
         if seen != [want]:
             problems.append(words.format(seen=", ".join(map(str, seen)), want=want))
     return problems
@@ -40,13 +45,13 @@ def world_problems(workers: list[Report], world: int, backend: str) -> list[str]
 def lifecycle_problems(workers: list[Report]) -> list[str]:
     """Every rank joined with a timeout (a rank that dies then ends the others, instead of leaving them waiting in
     the next all-reduce until the job's time limit) and left the process group at the end."""
-    joined = [r for r in workers if r.dist]
-    untimed = sorted(r.dist["rank"] for r in joined if not r.dist.get("timeout_s"))
+    joined = [(dist_of(r), r.exception) for r in workers if dist_of(r)]
+    untimed = sorted(group["rank"] for group, _ in joined if not group.get("timeout_s"))
     if untimed:
         return [f"train_ddp.py: rank(s) {', '.join(map(str, untimed))} joined the process group without a timeout: "
                 "pass init_process_group(..., timeout=datetime.timedelta(minutes=5)), so that a rank that dies ends "
                 "the others instead of leaving them waiting until the time limit"]
-    stayed = sorted(r.dist["rank"] for r in joined if not r.dist.get("destroyed") and not r.exception)
+    stayed = sorted(group["rank"] for group, died in joined if not group.get("destroyed") and not died)
     if stayed:
         return [f"train_ddp.py: rank(s) {', '.join(map(str, stayed))} never left the process group: call "
                 "dist.destroy_process_group() at the end"]
@@ -84,7 +89,7 @@ def shard_problems(shards: dict[int, list[list[int]]], count: int, world: int, b
 def writer_problems(run_workers: list[Report], written: dict[int, list[str]], workdir: Path) -> list[str]:
     """Rank 0, and only rank 0, saved the model once and wrote the log."""
     problems = []
-    saves = [(save.get("rank"), save.get("path", "")) for r in run_workers for save in r.saves]
+    saves = [(save.get("rank"), save.get("path", "")) for r in run_workers for save in r.probed.get("saves", [])]
     savers = sorted({rank for rank, _ in saves}, key=str)
     if not saves:
         problems.append(f"no process saved the model (torch.save(..., \"{MODEL}\") on rank 0)")

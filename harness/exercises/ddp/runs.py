@@ -84,15 +84,18 @@ class Run:
         return read_log(self.workdir / LOG)
 
     def by_rank(self, field: str) -> dict[int, list]:
-        """Rank -> a list field of its process's report, for every training process that knows its rank."""
+        """Rank -> a list its process's report holds (the reporter's own, else a probe's), for every training process
+        that knows its rank."""
         found: dict[int, list] = {}
         for report in self.workers:
             if "rank" in report.rank:
-                found.setdefault(int(report.rank["rank"]), []).extend(getattr(report, field))
+                found.setdefault(int(report.rank["rank"]), []).extend(getattr(report, field, None)
+                                                                      or report.probed.get(field, []))
         return found
 
     def shards(self) -> dict[int, list[list[int]]]:
-        """Rank -> the picture indices its DataLoader handed out, one list per epoch (the reporter's `dataloaders`)."""
+        """Rank -> the picture indices its DataLoader handed out, one list per epoch (probe.py's `loader_passes`,
+        with COURSE_REPORT_DETAIL=dataloaders)."""
         return self.by_rank("loader_passes")
 
     def written(self) -> dict[int, list[str]]:
