@@ -17,6 +17,7 @@ import pytest
 
 from harness import sites
 from harness.cluster_run import judge
+from harness.coursecheck import exercise_script_problems
 from harness.exercises.cats import EXERCISE, SMALL_RUN, Caches, copy_of, label_problems, run_cats
 from harness.exercises.cats.fits import fit_of
 from harness.job_records import finished, write_report
@@ -147,11 +148,8 @@ def test_prefetch_with_filled_caches_stops_without_training(cats_runs: dict) -> 
 
 
 def test_the_batch_script_passes_the_course_checker(course_root: Path) -> None:
-    """The student edits and submits slurm/fastai.sbatch: the course checker's rules (#SBATCH before the first command,
-    GPUs asked for on a GPU partition, the cores passed on to srun), proven on broken copies in test_course_files."""
-    from harness.coursecheck import check_sbatch
-
-    problems = check_sbatch(course_root, [course_root / "slurm" / "fastai.sbatch"])
+    """slurm/fastai.sbatch, which the student edits and submits, by the course checker's rules."""
+    problems = exercise_script_problems(course_root, EXERCISE)
     assert not problems, str(problems[0])
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from harness import sites
 from harness.cluster_run import judge
+from harness.coursecheck import exercise_script_problems
 from harness.exercises import matrix
 from harness.exercises.matrix import EXERCISE
 from harness.job_records import finished, write_report
@@ -112,11 +113,8 @@ def test_a_tiny_speed_is_printed_as_a_positive_figure() -> None:
 
 
 def test_the_batch_script_passes_the_course_checker(course_root: Path) -> None:
-    """The student edits and submits slurm/jureca-matrix.sbatch: the course checker's rules (#SBATCH before the first command,
-    GPUs asked for on a GPU partition, the cores passed on to srun), proven on broken copies in test_course_files."""
-    from harness.coursecheck import check_sbatch
-
-    problems = check_sbatch(course_root, [course_root / "slurm" / "jureca-matrix.sbatch"])
+    """slurm/jureca-matrix.sbatch, which the student edits and submits, by the course checker's rules."""
+    problems = exercise_script_problems(course_root, EXERCISE)
     assert not problems, str(problems[0])
 
 

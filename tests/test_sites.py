@@ -39,6 +39,13 @@ def one_line(error: pytest.ExceptionInfo) -> str:
     return message
 
 
+def load_error(path: Path) -> str:
+    """The one line harness.sites says about the profile at `path` (it must refuse it)."""
+    with pytest.raises(SiteError) as error:
+        sites.load(path)
+    return one_line(error)
+
+
 @pytest.mark.parametrize("name", sites.available())
 def test_each_shipped_profile_puts_its_own_values_on_every_jobs_command_line(name):
     """What a profile says reaches sbatch: its partition, account and reservation, and per job the cores of its
@@ -72,46 +79,34 @@ def test_jureca_activates_the_project_before_every_login_step():
 
 def test_missing_key_names_file_and_key(tmp_path):
     path = write(tmp_path, "broken", good_profile(partition=""))
-    with pytest.raises(SiteError) as error:
-        sites.load(path)
-    assert one_line(error) == f"{path}: missing key `partition`"
+    assert load_error(path) == f"{path}: missing key `partition`"
 
 
 def test_misspelt_key_suggests_the_right_one(tmp_path):
     path = write(tmp_path, "typo", good_profile(reservation='reservaton = "training2441"'))
-    with pytest.raises(SiteError) as error:
-        sites.load(path)
-    assert one_line(error) == f"{path}: unknown key `reservaton` (did you mean `reservation`?)"
+    assert load_error(path) == f"{path}: unknown key `reservaton` (did you mean `reservation`?)"
 
 
 def test_misspelt_nested_key_names_its_table(tmp_path):
     text = without_jobs(good_profile()) + f"\n[jobs.{OWN_JOB}]\n{OWN_KEY}i = 1\n"
     path = write(tmp_path, "nested", text)
-    with pytest.raises(SiteError) as error:
-        sites.load(path)
-    assert one_line(error) == (f"{path}: unknown key `jobs.{OWN_JOB}.{OWN_KEY}i` "
+    assert load_error(path) == (f"{path}: unknown key `jobs.{OWN_JOB}.{OWN_KEY}i` "
                                f"(did you mean `jobs.{OWN_JOB}.{OWN_KEY}`?)")
 
 
 def test_unknown_job_names_the_known_ones(tmp_path):
     path = write(tmp_path, "jobs", without_jobs(good_profile()) + f"\n[jobs.{OWN_JOB}z]\nenv = {{}}\n")
-    with pytest.raises(SiteError) as error:
-        sites.load(path)
-    assert one_line(error) == f"{path}: unknown job `jobs.{OWN_JOB}z` (did you mean `jobs.{OWN_JOB}`?)"
+    assert load_error(path) == f"{path}: unknown job `jobs.{OWN_JOB}z` (did you mean `jobs.{OWN_JOB}`?)"
 
 
 def test_job_knobs_must_be_strings(tmp_path):
     path = write(tmp_path, "knobs", without_jobs(good_profile()) + f"\n[jobs.{OWN_JOB}]\nenv = {{ EPOCHS = 3 }}\n")
-    with pytest.raises(SiteError) as error:
-        sites.load(path)
-    assert one_line(error) == f'{path}: key `jobs.{OWN_JOB}.env` must map names to strings (quote numbers: "2")'
+    assert load_error(path) == f'{path}: key `jobs.{OWN_JOB}.env` must map names to strings (quote numbers: "2")'
 
 
 def test_wrong_type_is_one_line(tmp_path):
     path = write(tmp_path, "typed", good_profile(cpus_per_task='cpus_per_task = "two"'))
-    with pytest.raises(SiteError) as error:
-        sites.load(path)
-    assert "`cpus_per_task` must be an integer, not 'two'" in one_line(error)
+    assert "`cpus_per_task` must be an integer, not 'two'" in load_error(path)
 
 
 def test_unknown_site_lists_the_profiles(tmp_path):

@@ -56,13 +56,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.coursecheck.batch import check_sbatch
+from harness.coursecheck.batch import check_sbatch, exercise_script_problems
 from harness.coursecheck.commands import COURSE, WORK, check_commands
 from harness.coursecheck.conflicts import conflict_markers
 from harness.coursecheck.files import ROOT, Problem, Report, course_files
 
 __all__ = ["COURSE", "ROOT", "WORK", "Problem", "Report", "check_commands", "check_course", "check_sbatch",
-           "conflict_markers", "course_files", "main"]
+           "conflict_markers", "course_files", "exercise_script_problems", "main"]
 
 
 def check_course(root: Path = ROOT) -> Report:

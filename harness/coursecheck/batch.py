@@ -163,6 +163,13 @@ def script_problems(path: Path, root: Path, sites: Sites | None = None, rel: str
             + local_id_gpus(script, rel, root))
 
 
+def exercise_script_problems(root: Path, exercise) -> list[Problem]:
+    """Rules 1, 3, 4 and 6 for the batch scripts of an exercise's cluster jobs (`Exercise.cluster_jobs`): what a
+    student edits and submits, checked in the self-check; the rules are proven on broken copies in
+    tests/test_course_files.py."""
+    return check_sbatch(root, [root / "slurm" / job.sbatch for job in exercise.cluster_jobs])
+
+
 def check_sbatch(root: Path, files: list[Path] | None = None) -> list[Problem]:
     """Rules 1, 3, 4 and 6 for every sbatch file of the course."""
     sites = read_sites(root)
