@@ -2,14 +2,26 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import sys
 import traceback
 
 from bench import machine, report, results_file
+from harness.exercises import BenchPart
 
-PARTS = ["local-suite", "cluster-overhead", "data-pipeline", "book-build", "student-time", "loader-formats",
-         "ddp-scaling", "profiling", "gpu-figures"]
+GENERIC = ["local-suite", "cluster-overhead", "book-build", "student-time"]
+LAST = ["gpu-figures"]
+
+
+def exercise_parts() -> dict[str, BenchPart]:
+    """The parts the exercises own (`Exercise.bench_parts` in harness/exercises/), in course order."""
+    from harness.exercises import all_exercises
+
+    return {part.name: part for exercise in all_exercises() for part in exercise.bench_parts}
+
+
+PARTS = [*GENERIC, *exercise_parts(), *LAST]
 
 
 def run_part(name: str, args: argparse.Namespace) -> report.Part:
@@ -20,24 +32,16 @@ def run_part(name: str, args: argparse.Namespace) -> report.Part:
     if name == "cluster-overhead":
         from bench import cluster_overhead
         return cluster_overhead.run(sleeps=args.sleeps, jobs=args.jobs)
-    if name == "data-pipeline":
-        from bench import data_pipeline
-        return data_pipeline.run(images=args.images, size=args.size, batch_size=args.batch_size)
     if name == "book-build":
         from bench import book_build
         return book_build.run()
     if name == "student-time":
         from bench import student_time
         return student_time.run()
-    if name == "loader-formats":
-        from bench import loader_formats
-        return loader_formats.run()
-    if name == "ddp-scaling":
-        from bench import ddp_scaling
-        return ddp_scaling.run()
-    if name == "profiling":
-        from bench import profiling
-        return profiling.run()
+    if name in exercise_parts():
+        part = exercise_parts()[name]
+        options = {option: getattr(args, option) for option in part.options}
+        return importlib.import_module(part.module).run(**options)
     from bench import gpu_figures
     return gpu_figures.run()
 
@@ -49,15 +53,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip", action="append", choices=PARTS, default=[], metavar="NAME",
                         help="leave this part out (repeatable), e.g. --skip local-suite")
     parser.add_argument("--no-record", action="store_true", help="print only; leave bench/RESULTS.md as it is")
-    parser.add_argument("--images", type=int, default=1480, help="data-pipeline: stand-in images (default 1480)")
-    parser.add_argument("--size", type=int, default=224, help="data-pipeline: Resize side (default 224)")
-    parser.add_argument("--batch-size", type=int, default=64, help="data-pipeline: batch size (default 64)")
     parser.add_argument("--sleeps", type=int, nargs="+", default=[5, 20], help="cluster-overhead: job lengths in s")
     parser.add_argument("--jobs", type=int, default=8, help="cluster-overhead: jobs per batch (default 8)")
     parser.add_argument("--suite-workers", default="auto", help="local-suite: value for pytest -n (default auto)")
     parser.add_argument("--suite-args", default="", help="local-suite: pytest arguments selecting a part of the suite")
+    counts = ["jobs"]
+    for part in exercise_parts().values():
+        for option, (kind, default, text) in part.options.items():
+            parser.add_argument(f"--{option.replace('_', '-')}", type=kind, default=default,
+                                help=f"{part.name}: {text}")
+            if kind is int:
+                counts.append(option)
     args = parser.parse_args(argv)
-    for name in ("images", "size", "batch_size", "jobs"):
+    for name in counts:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be 1 or more")
     if any(s < 0 for s in args.sleeps):

@@ -6,7 +6,6 @@ slurm-out/<run-tag>/<test>/ are read back.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from bench.report import Part
@@ -15,34 +14,30 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "slurm-out"
 COURSE_A100 = {"seconds_per_epoch": 42.0, "error_rate": 0.007}  # the course's own run, one epoch on an A100
 FIGURES = ("seconds_per_epoch", "images_per_second", "error_rate", "accuracy", "tflops", "device")
-PAIR = re.compile(r"([A-Za-z_][\w/]*)=(\S+)")
 
 
 def latest_run(out: Path = OUT) -> Path | None:
-    """The run folder holding the newest summary file."""
-    summaries = sorted(out.glob("*/*/summary*"), key=lambda p: p.stat().st_mtime)
+    """The run folder holding the newest job verdict (harness/cluster_run.py writes <run>/<job>/summary.json)."""
+    summaries = sorted(out.glob("*/*/summary.json"), key=lambda p: p.stat().st_mtime)
     return summaries[-1].parent.parent if summaries else None
 
 
 def figures_of(summary: Path) -> dict[str, str]:
-    """key=value pairs (RESULT lines) from a text summary, or the flat keys of a JSON one."""
-    text = summary.read_text(errors="replace")
-    if summary.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            data = {}
-        flat = {}
-        stack = [data]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, dict):
-                for key, value in node.items():
-                    (stack.append(value) if isinstance(value, (dict, list)) else flat.setdefault(key, str(value)))
-            elif isinstance(node, list):
-                stack.extend(node)
-        return flat
-    return {key: value for key, value in PAIR.findall(text)}
+    """The flat keys of a job's verdict (its state and figures)."""
+    try:
+        data = json.loads(summary.read_text(errors="replace"))
+    except json.JSONDecodeError:
+        data = {}
+    flat: dict[str, str] = {}
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                (stack.append(value) if isinstance(value, (dict, list)) else flat.setdefault(key, str(value)))
+        elif isinstance(node, list):
+            stack.extend(node)
+    return flat
 
 
 def _shown(path: Path) -> Path:
@@ -61,9 +56,9 @@ def run(out: Path = OUT) -> Part:
                 headers=["source", "state", "device", "seconds/epoch", "images/s", "error rate", "TFLOP/s"])
     run_dir = latest_run(out)
     if run_dir is None:
-        part.notes.append(f"no `pytest --cluster` summary found under {_shown(out)}/*/*/summary*")
+        part.notes.append(f"no `pytest --cluster` summary found under {_shown(out)}/*/*/summary.json")
     else:
-        for summary in sorted(run_dir.glob("*/summary*")):
+        for summary in sorted(run_dir.glob("*/summary.json")):
             found = {k.lower().replace("-", "_"): v for k, v in figures_of(summary).items()}
             tflops = next((v for k, v in found.items() if "tflop" in k), None)
             part.rows.append([f"{run_dir.name}/{summary.parent.name}", found.get("state", "-"),

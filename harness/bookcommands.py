@@ -1,6 +1,6 @@
 """The commands of the course as a reader meets them: in the book's code blocks and in the files' usage comments.
 
-Shared by the course checker (harness/coursecheck.py: does every command name a file that is there?) and the
+Shared by the course checker (harness/coursecheck/: does every command name a file that is there?) and the
 student's walk through day 1 (tests/test_student_path.py: run the exercises' commands in the book's order).
 
 * `blocks(page)`: the fenced code blocks of a MyST page, each with the directives it sits in (``exercise``,
@@ -223,7 +223,7 @@ def header_comment(path: Path) -> list[tuple[int, str]]:
 
 
 def usage_commands(path: Path) -> list[Command]:
-    """The commands a file's usage comment gives (`cd ... && sbatch ...`, `python cats.py --prefetch`, ...).
+    """The commands a file's usage comment gives (`cd ... && sbatch ...`, `python X.py --prefetch`, ...).
 
     A command starts at `cd`, `sbatch`, `python`, `bash`, `source`, `cp` or `cat` and runs to the end of the line,
     a full stop, comma or semicolon followed by a space, a gap of three spaces, a bracket or a backtick. Prose such
@@ -365,3 +365,22 @@ def check_commands(path: Path) -> list[Command]:
         if title == CHECK_TITLE:
             found.extend(block.commands())
     return found
+
+
+PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")  # a Python interpreter by name
+
+
+def interpreted_program(args: list[str]) -> tuple[str | None, list[str]]:
+    """The program file an interpreter runs, and the arguments after it (None for -c and -m)."""
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg in ("-c", "-m"):
+            return None, []
+        if arg in ("-W", "-X", "-o", "-O") and not arg.startswith("--"):
+            index += 2 if arg in ("-W", "-X") else 1
+            continue
+        if not arg.startswith("-"):
+            return arg, args[index + 1:]
+        index += 1
+    return None, []

@@ -2,7 +2,7 @@
 
 Generic: the jobs are the ones the exercise modules declare (harness/exercises/), their batch scripts the course's
 own sbatch files (`slurm/*.sbatch`). Each job gets a folder `slurm-out/<run-tag>/<job>/` holding copies of the
-script and its programs; it is also the job's working directory, so the script finds `python cats.py` beside it,
+script and its programs; it is also the job's working directory, so the script finds `python <program>.py` beside it,
 exactly as a student submits it. Every Python process of the job reports what it got (cores, GPUs, hosts, the
 network it tried) through harness/jobsite/sitecustomize.py into `<job>/reports/`: the verdict judges what the job
 really got, not only what it printed.
@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from harness import references, slurm
+from harness import course_venv, login, references, slurm
 from harness.exercises import ClusterJob, cluster_jobs
 from harness.report import Report, read_reports, report_env
 from harness.sites import ROOT, JobSettings, Site
@@ -149,7 +149,7 @@ def default_out_dir() -> Path:
 class ClusterRun:
     """Everything one --cluster session submits, so that all of it can be judged and all of it cancelled.
 
-    `sources` replaces staged files by name (`{"jureca-matrix.sbatch": Path(...)}`): the harness's own tests submit
+    `sources` replaces staged files by name (`{"<job>.sbatch": Path(...)}`): the harness's own tests submit
     deliberately broken copies of course files that way, through the very same run.
     """
 
@@ -178,11 +178,7 @@ class ClusterRun:
     def login_shell(self, what: str, lines: list[str], env: dict[str, str], log: Path) -> None:
         """Run set-up lines in a login shell on this (login) node; a failure is one line and a log file."""
         self.log(f"{what} on the login node: {' && '.join(lines)}")
-        done = subprocess.run(["bash", "-lc", " && ".join(lines)], env=env, capture_output=True, text=True)
-        log.write_text(done.stdout + done.stderr)
-        if done.returncode != 0:
-            last = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
-            raise RuntimeError(f"the {what} step failed ({last}); see {log}")
+        login.shell(what, lines, env, log)
 
     def login_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The environment of a login-node step: ours, the course venv's place, and `extra`."""
@@ -190,12 +186,9 @@ class ClusterRun:
 
     def ensure_venv(self) -> None:
         """Create the course venv from venv-template/ where the site says how and it is not there yet."""
-        if not self.site.venv_setup or (self.course_venv / "venv" / "bin" / "python").exists():
-            return
-        if not (self.course_venv / "setup.sh").is_file():
-            shutil.copytree(ROOT / "venv-template", self.course_venv, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("venv"))
-        self.login_shell("venv set-up", self.site.venv_setup, self.login_env(), self.folder / "venv-setup.log")
+        if self.site.venv_setup and not course_venv.ready(self.course_venv):
+            self.log(f"venv set-up on the login node: {' && '.join(self.site.venv_setup)}")
+            course_venv.make(self.course_venv, self.site.venv_setup, self.login_env(), self.folder / "venv-setup.log")
 
     def stage(self, cluster_job: ClusterJob) -> Path:
         """The job's folder, holding copies of its batch script and programs (or of their `sources` stand-ins)."""

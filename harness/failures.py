@@ -2,7 +2,7 @@
 
 A student's check should never end in a wall of traceback or a library's own words. What helps is: the TODO their
 file still raises, or else the line of their own file that raised and the exception's one line
-(`matrix.py:12: RuntimeError: mat1 and mat2 shapes cannot be multiplied`), or else the last thing the program said.
+(`train.py:12: RuntimeError: mat1 and mat2 shapes cannot be multiplied`), or else the last thing the program said.
 """
 from __future__ import annotations
 
@@ -12,6 +12,14 @@ TODO_RAISED = re.compile(r"NotImplementedError: (TODO\b.*)")
 FRAME = re.compile(r'^\s*File "([^"]+)", line (\d+)', re.MULTILINE)
 EXCEPTION_LINE = re.compile(r"^(?:[\w.]+(?:Error|Exception|Interrupt|Exit)|[\w.]+Warning)\b.*$", re.MULTILINE)
 LIBRARY = ("site-packages", "dist-packages", "/lib/python", "<frozen", "<string>")
+# A check that builds on an earlier exercise says so first: written by `first_finish`, found by the self-check
+NEEDS_EARLIER = re.compile(r"^(?:Failed: )?(first finish exercise \d+\b.*)$", re.MULTILINE)
+
+
+def first_finish(earlier: str, why: str) -> str:
+    """The one line of a check that failed because an earlier exercise is not done yet; `earlier` names it
+    ("exercise 4 (datasets.py)"), `why` is that exercise's own line (its TODO)."""
+    return f"first finish {earlier}: {why}"
 
 
 def raised_in_course_file(stderr: str) -> tuple[str, int] | None:

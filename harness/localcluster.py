@@ -18,14 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from harness import sites, slurm
+from harness import course_venv, sites, slurm
+from harness.offline import program_env
+from harness.once import once_per_run
 from harness.requires import require
 from harness.users import course_users, current_user
 
 PROFILE_VALUES = ("PARTITION", "RESERVATION", "ACCOUNT")  # read from the profile on first use (PEP 562)
 START_HINT = "start it with: sudo bash slurm/local-cluster/start.sh"
 USABLE_NODE_STATES = ("IDLE", "MIXED", "ALLOCATED")  # up and taking jobs (ALLOCATED: busy with someone's job)
-# Variables through which a submitting shell could hand its own Lmod to a job; removed by `clean_env()`.
+# Variables through which a submitting shell could hand its own Lmod to a job; removed by `submit_env()`.
 LMOD_VARIABLES = ("BASH_ENV", "MODULEPATH", "LMOD_CMD", "LMOD_DIR", "LMOD_PKG", "MODULESHOME", "LOADEDMODULES",
                   "_LMFILES_", "BASH_FUNC_module%%", "BASH_FUNC_ml%%")
 _tags = itertools.count()
@@ -66,7 +68,7 @@ def cluster_up() -> bool:
     return bool(found) and all(node_state(r) in USABLE_NODE_STATES for r in found.values())
 
 
-def clean_env(**extra: str) -> dict[str, str]:
+def submit_env(**extra: str) -> dict[str, str]:
     """The environment of a shell without Lmod: a job must get `module` from the cluster, not from us."""
     env = {k: v for k, v in os.environ.items() if k not in LMOD_VARIABLES}
     env.update(extra)
@@ -88,7 +90,7 @@ class LocalCluster:
         """Run sbatch (with --parsable and this test's run label as comment, as the harness labels its jobs); a
         job id in its answer is remembered."""
         done = slurm.run_sbatch([f"--comment={slurm.run_label('test', self.tag)}", *map(str, args)], cwd=cwd,
-                                env=env if env is not None else clean_env())
+                                env=env if env is not None else submit_env())
         job_id = slurm.job_id_of(done)
         if job_id:
             self.jobs.append(job_id)
@@ -133,6 +135,18 @@ def local_slurm_available() -> None:
     require(current_user() in course_users(),
             f"the local cluster takes jobs from its course users ({', '.join(course_users())}) only, as JURECA-DC "
             f"takes none from root: run the Slurm tests as one of them (bash run-tests.sh does)")
+
+
+@pytest.fixture(scope="session")
+def local_course_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A course venv for the batch jobs of the tests, made once per test run the way the local profile says (on
+    top of the test cluster's PyTorch module; harness.course_venv)."""
+    with once_per_run(tmp_path_factory, "local-course-venv") as root:
+        try:
+            course_venv.make(root / "venv-template", site().venv_setup, program_env(), root / "venv-setup.log")
+        except RuntimeError as error:
+            pytest.fail(str(error), pytrace=False)
+    return root / "venv-template"
 
 
 @pytest.fixture

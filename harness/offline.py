@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,43 +49,65 @@ def offline_env(base: Mapping[str, str] | None = None, report_dir: Path | None =
     return report_env(report_dir, offline=how == "guard", base=dict(base if base is not None else os.environ))
 
 
+# The harness's own variables and those of a Slurm job or torchrun around us: a program the harness starts gets
+# them only when the harness sets them itself (a test may run inside a job, or inside another program's reporter).
+HARNESS_VARIABLES = ("COURSE_REPORT_DIR", "COURSE_OFFLINE", "COURSE_REPORT_DETAIL", "COURSE_CUDA_STANDIN",
+                     "CUDA_VISIBLE_DEVICES", "PYTHONPATH", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR",
+                     "MASTER_PORT")
+
+
+def program_env(knobs: Sequence[str] = (), **extra: str) -> dict[str, str]:
+    """This environment for a course program run on this machine: without Slurm's, torchrun's and the harness's
+    variables and the program's own `knobs` (the exercise names them), plus `extra`; unbuffered, quiet, one math
+    thread per process unless OMP_NUM_THREADS is set (two cores are shared by everything here; a numeric check may
+    be run with another thread count, another order of summation)."""
+    drop = set(HARNESS_VARIABLES) | set(knobs)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM", "TORCHELASTIC")) and k not in drop}
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.update(PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore", **extra)
+    return env
+
+
 @dataclass
 class Ran:
-    """A finished program: exit code, output, and the reports its Python processes left."""
+    """A finished program: exit code, output, the reports its Python processes left, the seconds it took, and
+    whether processes of it outlived it (they were killed)."""
     cmd: list[str]
     returncode: int
     stdout: str
     stderr: str
     workdir: Path | None = None
     reports: list[Report] = field(default_factory=list)
-
-    @property
-    def report_dir(self) -> Path | None:
-        return self.workdir / ".reports" if self.workdir else None
+    seconds: float = 0.0
+    leftover: bool = False
 
     def save(self, path: Path) -> None:
         """As JSON (the reports stay in their folder), for the other xdist workers."""
         path.write_text(json.dumps({"cmd": self.cmd, "returncode": self.returncode, "stdout": self.stdout,
-                                    "stderr": self.stderr, "workdir": str(self.workdir) if self.workdir else None}))
+                                    "stderr": self.stderr, "workdir": str(self.workdir) if self.workdir else None,
+                                    "seconds": self.seconds, "leftover": self.leftover}))
 
     @classmethod
     def load(cls, path: Path) -> "Ran":
         data = json.loads(path.read_text())
         workdir = Path(data["workdir"]) if data["workdir"] else None
         reports = read_reports(workdir / ".reports") if workdir and (workdir / ".reports").is_dir() else []
-        return cls(data["cmd"], data["returncode"], data["stdout"], data["stderr"], workdir, reports)
+        return cls(data["cmd"], data["returncode"], data["stdout"], data["stderr"], workdir, reports,
+                   data.get("seconds", 0.0), data.get("leftover", False))
 
     def explain(self, last: int = 3000) -> str:
         """The end of the output, for assertion messages."""
         return (f"`{' '.join(self.cmd)}` exit code {self.returncode}\n--- stdout (end) ---\n{self.stdout[-last:]}\n"
-                f"--- stderr (end) ---\n{self.stderr[-last:]}")
+                f"--- stderr (end) ---\n{self.stderr[-last:]}\n(it took {self.seconds:.1f} s)")
 
 
 def run_program(cmd: Sequence[str | Path], *, cwd: Path | None = None, env: Mapping[str, str] | None = None,
                 offline: bool = False, how: str | None = None, report_dir: Path | None = None,
                 timeout: float | None = None) -> Ran:
     """Run `cmd` with the reporter switched on (reports land in `report_dir`, default `cwd/.reports`), without
-    network when `offline` (mode `how`, default `mode()`: the test skips, or fails in CI, where it is impossible)."""
+    network when `offline` (mode `how`, default `mode()`: the test skips, or fails in CI, where it is impossible).
+    It runs as a process group of its own: when it outlives `timeout` the whole group is killed (torchrun's workers
+    too) and the run counts as failed; anything of it still alive after it ended is killed (`Ran.leftover`)."""
     argv = [str(c) for c in cmd]
     report_dir = report_dir or Path(cwd or ".") / ".reports"
     if offline:
@@ -99,9 +123,24 @@ def run_program(cmd: Sequence[str | Path], *, cwd: Path | None = None, env: Mapp
         full_env = report_env(report_dir, base=dict(env if env is not None else os.environ))
     if cwd is not None:
         Path(cwd).mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(argv, env=full_env, cwd=cwd, timeout=timeout, capture_output=True, text=True)
-    return Ran([str(c) for c in cmd], done.returncode, done.stdout, done.stderr, Path(cwd) if cwd else None,
-               read_reports(report_dir) if Path(report_dir).is_dir() else [])
+    started = time.monotonic()
+    process = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        stderr += f"\n[harness] killed after {timeout:.0f} s: the run hung"
+    seconds = time.monotonic() - started
+    try:
+        os.killpg(process.pid, 0)  # anything left of the run: a worker that its launcher did not take down
+        os.killpg(process.pid, signal.SIGKILL)
+        leftover = True
+    except ProcessLookupError:
+        leftover = False
+    return Ran([str(c) for c in cmd], process.returncode, stdout, stderr, Path(cwd) if cwd else None,
+               read_reports(report_dir) if Path(report_dir).is_dir() else [], seconds, leftover)
 
 
 def run_offline(cmd: Sequence[str | Path], *, env: Mapping[str, str] | None = None, cwd: Path | str | None = None,

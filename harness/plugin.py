@@ -35,10 +35,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="with --cluster: first cancel the jobs that earlier, killed runs left in the queue")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.course_root = ROOT  # type: ignore[attr-defined]
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`--cluster` runs only cluster jobs; a plain run never submits to a cluster."""
     cluster = config.getoption("--cluster")

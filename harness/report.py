@@ -42,32 +42,6 @@ def report_env(folder: Path | str | None, *, offline: bool = False, base: dict[s
 
 
 @dataclass
-class Fit:
-    """One fastai `fit`: per-epoch rows (loss, metrics, seconds), training images and seconds, the device."""
-    epochs: list[dict] = field(default_factory=list)
-    device: str = ""
-    gpu_name: str | None = None
-    train_images: int = 0
-    train_seconds: float = 0.0
-    labels: list = field(default_factory=list)  # [file name, label] of the first training items
-
-    @property
-    def best(self) -> dict:
-        """The epoch with the lowest validation loss: the one SaveModelCallback keeps."""
-        rows = [row for row in self.epochs if isinstance(row.get("valid_loss"), float)]
-        return min(rows, key=lambda row: row["valid_loss"]) if rows else (self.epochs[-1] if self.epochs else {})
-
-    @property
-    def seconds_per_epoch(self) -> float | None:
-        seconds = [row["seconds"] for row in self.epochs if "seconds" in row]
-        return sum(seconds) / len(seconds) if seconds else None
-
-    @property
-    def images_per_second(self) -> float | None:
-        return self.train_images / self.train_seconds if self.train_seconds > 0 else None
-
-
-@dataclass
 class Report:
     """One Python process of a course program, as it saw itself."""
     pid: int
@@ -75,25 +49,21 @@ class Report:
     argv: list[str]
     cores: int | None = None
     cuda_visible_devices: str | None = None
-    torch_gpus: int | None = None
     slurm: dict = field(default_factory=dict)
     rank: dict = field(default_factory=dict)
     network: list[str] = field(default_factory=list)
     exception: str | None = None
-    saves: list[dict] = field(default_factory=list)
-    dist: dict | None = None
-    fits: list[Fit] = field(default_factory=list)
     written: list[str] = field(default_factory=list)  # files opened for writing
-    loader_passes: list[list[int]] = field(default_factory=list)  # COURSE_REPORT_DETAIL=loaders
     float64: bool = False  # COURSE_FLOAT64=1 took: torch computed in float64
     cuda_standin: dict | None = None  # COURSE_CUDA_STANDIN: devices seen, ordinals asked for, the one refused
     started: float = 0.0
     ended: float = 0.0
     path: Path | None = None
+    probed: dict = field(default_factory=dict)  # what the exercises' probes recorded (harness/exercises/*/probe.py)
 
     @property
     def program(self) -> str:
-        """The script's file name (`cats.py`), or the interpreter's first argument."""
+        """The script's file name (`train.py`), or the interpreter's first argument."""
         return Path(self.argv[0]).name if self.argv else ""
 
     @property
@@ -113,11 +83,6 @@ class Report:
         steps. A task may see fewer: psslurm gives each of several tasks on a node one GPU (gpus_allocated)."""
         value = self.slurm.get("job_gpus")
         return len([g for g in value.split(",") if g.strip()]) if value else self.gpus_allocated
-
-    @property
-    def fit(self) -> Fit | None:
-        """The last training of the process, if it trained with fastai."""
-        return self.fits[-1] if self.fits else None
 
 
 def unseen_gpu_problems(reports: list[Report]) -> list[str]:
@@ -157,10 +122,9 @@ def read_reports(folder: Path | str, programs: tuple[str, ...] | list[str] = ())
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        known = {name for name in Report.__dataclass_fields__ if name not in ("fits", "path")}
-        report = Report(**{k: v for k, v in data.items() if k in known},
-                        fits=[Fit(**{k: v for k, v in f.items() if k in Fit.__dataclass_fields__})
-                              for f in data.get("fits") or []], path=path)
+        known = {name for name in Report.__dataclass_fields__ if name not in ("probed", "path")}
+        report = Report(**{k: v for k, v in data.items() if k in known}, path=path,
+                        probed={k: v for k, v in data.items() if k not in known})
         if not programs or report.program in programs:
             reports.append(report)
     return sorted(reports, key=lambda r: r.started)

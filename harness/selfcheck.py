@@ -20,11 +20,9 @@ import pytest
 from _pytest._code.code import ReprFileLocation
 
 from harness.exercises import all_exercises, exercise_of_test
-from harness.failures import EXCEPTION_LINE, TODO_RAISED, raised_in_course_file
+from harness.failures import EXCEPTION_LINE, NEEDS_EARLIER, TODO_RAISED, raised_in_course_file
 
 TODO_ANYWHERE = re.compile(r"\b(TODO\b.*)")
-# A check that builds on an earlier exercise says so first (e.g. "first finish exercise 4: ...")
-NEEDS_EARLIER = re.compile(r"^(?:Failed: )?(first finish exercise \d\b.*)$", re.MULTILINE)
 
 
 def exercise_mode(config: pytest.Config) -> bool:
@@ -113,7 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_ignore_collect(collection_path, config: pytest.Config) -> bool | None:  # noqa: ANN001 (a pathlib.Path)
     """Under `--target exercises` only the test modules that an exercise lists are collected. The others (the book's
     build, the lesson pages) import packages that a course venv on JURECA does not have (jupytext, nbclient), and
-    their import error at collection would stop a student's `python -m pytest --target exercises -k cats`."""
+    their import error at collection would stop a student's `python -m pytest --target exercises -k KEY`."""
     if not exercise_mode(config) or collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
         return None
     return True if exercise_of_test(collection_path.name) is None else None  # matched by file name, as its items

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.exercises import cluster_jobs
 from harness.references import Reference, parse as parse_references
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +54,6 @@ class Caches:
 class Site:
     name: str
     path: Path
-    description: str
     hosts: list[str]
     account: str
     partition: str
@@ -107,7 +107,7 @@ class Site:
 
 # key -> (type, required); optional keys carry their default
 _TOP: dict[str, tuple[type | tuple[type, ...], Any]] = {
-    "description": (str, ...), "hosts": (list, ...), "account": (str, ...), "partition": (str, ...),
+    "hosts": (list, ...), "account": (str, ...), "partition": (str, ...),
     "reservation": (str, ...), "cpus_per_task": (int, ...), "gpus_per_node": (int, ...), "gpus_real": (bool, ...),
     "time_margin_s": (int, ...), "pending_limit_s": (int, ...), "setup": (list, ...), "course_venv": (str, ...),
     "caches": (dict, ...), "jobs": (dict, ...), "sbatch_args": (list, []), "venv_setup": (list, []),
@@ -125,15 +125,11 @@ _KINDS = {int: "an integer", str: "a string", list: "a list", bool: "true or fal
 
 def _job_schemas() -> dict[str, dict[str, tuple[Any, Any]]]:
     """Each cluster job's own keys, as its exercise module declares them (harness/exercises/)."""
-    from harness.exercises import cluster_jobs
-
     return {name: dict(job.settings) for name, (_, job) in cluster_jobs().items()}
 
 
 def _job_figures() -> dict[str, dict[str, str]]:
     """The figures each cluster job reports that a profile may hold to a reference: name -> which is better."""
-    from harness.exercises import cluster_jobs
-
     return {name: dict(job.figures) for name, (_, job) in cluster_jobs().items()}
 
 

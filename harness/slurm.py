@@ -89,7 +89,7 @@ class JobInfo:
 @dataclass
 class Job:
     """A submitted job and what the harness has seen of it."""
-    name: str  # what it is for, e.g. "matrix"
+    name: str  # what it is for: the cluster job's name
     job_id: str
     label: str = ""  # the run label in its comment: name plus run tag (`run_label`)
     submitted_at: float | None = None  # on wait()'s clock; None: when wait() first looks at it
@@ -171,6 +171,11 @@ def queue(runner: Runner = subprocess.run, *, user: str | None = "", states: str
         return None
     return [dict(zip(QUEUE_FIELDS, line.split("|", len(QUEUE_FIELDS) - 1)))
             for line in done.stdout.splitlines() if line.count("|") >= len(QUEUE_FIELDS) - 1]
+
+
+def listing(args: Iterable[str], runner: Runner = subprocess.run) -> str:
+    """`squeue ARGS` as Slurm prints it, for people to read (the book's pictures); "" without an answer."""
+    return _run(["squeue", *args], runner).stdout
 
 
 def tagged(tag: str, runner: Runner = subprocess.run, user: str | None = "") -> list[str]:

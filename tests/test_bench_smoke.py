@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 
-from bench import data_pipeline, gpu_figures, report, results_file
+from bench import gpu_figures, report, results_file
+from harness.exercises.cats import bench as data_pipeline
 
 
 def test_table_formatter_aligns_numbers_and_marks_targets():
@@ -44,10 +45,10 @@ def test_data_pipeline_measures_real_images_per_second():
 
 
 def test_gpu_figures_reads_the_latest_cluster_summary(tmp_path):
-    summary = tmp_path / "run-1" / "cats" / "summary.txt"
+    summary = tmp_path / "run-1" / "cats" / "summary.json"
     summary.parent.mkdir(parents=True)
-    summary.write_text("RESULT accuracy=0.99 error_rate=0.01 seconds_per_epoch=40.5 images_per_second=150 "
-                       "device=cuda\n")
+    summary.write_text('{"test": "cats", "state": "COMPLETED", "figures": {"error_rate": 0.01, '
+                       '"seconds_per_epoch": 40.5, "images_per_second": 150, "device": "cuda"}}')
     part = gpu_figures.run(out=tmp_path)
     row = part.rows[0]
     assert row[2] == "cuda" and row[3] == 40.5 and row[4] == 150 and row[5] == 0.01

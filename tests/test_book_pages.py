@@ -31,6 +31,7 @@ import yaml
 
 from harness.book import jupyter_book, toc_files
 from harness.course_copy import copy_course
+from harness.exercises import all_exercises
 from harness.lesson_time import body_lines, course_days, estimate
 from harness.plugin import ROOT
 from harness.requires import require
@@ -194,6 +195,19 @@ def box_problems(name: str, box: tuple[int, int], path: Path) -> list[str]:
         if abs(claim - est) > max(TOLERANCE * est, 2):  # two minutes of slack for small parts: boxes round
             problems.append(f"{name}: {part} claims {claim} min, the estimate is {est} min")
     return problems
+
+
+@pytest.mark.parametrize("exercise", all_exercises(), ids=lambda exercise: exercise.key)
+def test_each_exercise_is_taught_on_its_lesson_page_on_its_day(exercise):
+    """An exercise's `lesson` (harness/exercises/) is a page of its day in _toc.yml, and that page names every file
+    the student works in."""
+    name = Path(exercise.lesson).stem
+    day = next((day for day, pages in DAYS.items() if name in pages), None)
+    assert day == exercise.day, f"{exercise.heading}: {exercise.lesson} is a page of day {day} in _toc.yml, not of " \
+                                f"day {exercise.day}"
+    text = (ROOT / exercise.lesson).read_text()
+    missing = [program for program in exercise.programs if program not in text]
+    assert not missing, f"{exercise.lesson} never names {', '.join(missing)}, a file of {exercise.heading}"
 
 
 @pytest.mark.parametrize("name", LESSONS)

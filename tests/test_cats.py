@@ -15,7 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.exercises.cats import Caches, SMALL_RUN, copy_of, label_problems, run_cats
+from harness import sites
+from harness.cluster_run import judge
+from harness.coursecheck import exercise_script_problems
+from harness.exercises.cats import EXERCISE, SMALL_RUN, Caches, copy_of, label_problems, run_cats
+from harness.exercises.cats.fits import fit_of
+from harness.job_records import finished, write_report
 from harness.failures import why_failed
 from harness.offline import Ran
 
@@ -63,7 +68,7 @@ def test_no_internet_with_only_the_data_set_fails_at_the_weights_download(cats_r
 
 def test_filled_caches_train_offline_to_the_bar(cat_run: Ran) -> None:
     assert cat_run.returncode == 0, why_failed("cats.py", cat_run.returncode, cat_run.stderr, cat_run.stdout)
-    fits = [r.fit for r in cat_run.reports if r.program == "cats.py" and r.fit]
+    fits = [fit_of(r) for r in cat_run.reports if r.program == "cats.py" and fit_of(r)]
     assert fits, "cats.py trained nothing (no fastai fit in its report)"
     fit = fits[-1]
     print("epochs:", fit.epochs)  # the figures, for -rP or -s
@@ -83,7 +88,7 @@ def test_filled_caches_train_offline_to_the_bar(cat_run: Ran) -> None:
 
 
 def test_training_labels_cats_true_and_dogs_false(cat_run: Ran) -> None:
-    fits = [r.fit for r in cat_run.reports if r.program == "cats.py" and r.fit]
+    fits = [fit_of(r) for r in cat_run.reports if r.program == "cats.py" and fit_of(r)]
     assert fits, "cats.py trained nothing (no fastai fit in its report)"
     problems = label_problems(fits[-1])
     assert not problems, problems[0]
@@ -99,7 +104,7 @@ def test_label_check_catches_an_inverted_is_cat(course_root: Path, minipets_orig
     (tmp_path / "cats.py").write_text(source.replace(line, "return name[0].islower()"))
     caches = copy_of(minipets_originals, tmp_path / "caches")
     run = run_cats(tmp_path / "cats.py", caches, tmp_path / "work", knobs={"EPOCHS": "1", "SIZE": "32"})
-    fits = [r.fit for r in run.reports if r.program == "cats.py" and r.fit]
+    fits = [fit_of(r) for r in run.reports if r.program == "cats.py" and fit_of(r)]
     assert fits, "the broken copy trained nothing: " + why_failed("cats.py", run.returncode, run.stderr, run.stdout)
     problems = label_problems(fits[-1])
     assert problems and "is_cat() must return True" in problems[0], f"the check found {problems}"
@@ -138,14 +143,38 @@ def test_prefetch_with_filled_caches_stops_without_training(cats_runs: dict) -> 
                                                                           run.stdout)
     assert "Finished downloading dataset" in run.stdout and "On the login node" in run.stdout, \
         "cats.py --prefetch should fetch the data set and say it stops on the login node"
-    assert not any(r.fit for r in run.reports), "--prefetch trained: training belongs on a compute node"
+    assert not any(fit_of(r) for r in run.reports), "--prefetch trained: training belongs on a compute node"
     assert nothing_trained(run), "cats.py --prefetch wrote runs/ or models/: it should stop before training"
 
 
 def test_the_batch_script_passes_the_course_checker(course_root: Path) -> None:
-    """The student edits and submits slurm/fastai.sbatch: the course checker's rules (#SBATCH before the first command,
-    GPUs asked for on a GPU partition, the cores passed on to srun), proven on broken copies in test_course_files."""
-    from harness.coursecheck import check_sbatch
-
-    problems = check_sbatch(course_root, [course_root / "slurm" / "fastai.sbatch"])
+    """slurm/fastai.sbatch, which the student edits and submits, by the course checker's rules."""
+    problems = exercise_script_problems(course_root, EXERCISE)
     assert not problems, str(problems[0])
+
+
+@pytest.mark.broken_copy  # a check of the cluster verdict, from recorded reports: not a student's self-check
+def test_cats_verdict_wants_bar_model_events_and_no_download(tmp_path):
+    job, site = EXERCISE.cluster_jobs[0], sites.resolve("jureca-dc")
+    fit = {"epochs": [{"valid_loss": 0.03, "accuracy": 0.993, "error_rate": 0.007, "seconds": 42.0}],
+           "device": "cuda:0", "gpu_name": "NVIDIA A100-SXM4-40GB", "train_images": 5912, "train_seconds": 40.0,
+           "labels": [["Bengal_12.jpg", "True"], ["beagle_3.jpg", "False"]]}  # as the reporter records them
+    write_report(tmp_path, "cats.py", fits=[fit])
+    verdict = judge(finished("cats", "6"), tmp_path, job, site)
+    assert verdict.problems == ["models/model.pth was not saved (SaveModelCallback, learner path='.')",
+                                "no TensorBoard event files under runs/"]
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "model.pth").write_bytes(b"x")
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    (tmp_path / "runs" / "x" / "events.out.tfevents.1.host").write_bytes(b"x")
+    verdict = judge(finished("cats", "6"), tmp_path, job, site)
+    assert verdict.passed and verdict.figures["images_per_second"] == 147.8 and verdict.figures["nodes"] == "jrc0001"
+    write_report(tmp_path, "cats.py", fits=[fit], network=["lookup s3.amazonaws.com"])
+    assert "tried to reach the internet (lookup s3.amazonaws.com)" in judge(finished("cats", "6"), tmp_path, job,
+                                                                              site).problems[0]
+    fit["epochs"][0]["error_rate"] = 0.05
+    write_report(tmp_path, "cats.py", fits=[fit])
+    assert "above the bar 0.02" in judge(finished("cats", "6"), tmp_path, job, site).problems[0]
+    fit["epochs"][0]["error_rate"], fit["labels"] = 0.007, [["Bengal_12.jpg", "False"], ["beagle_3.jpg", "True"]]
+    write_report(tmp_path, "cats.py", fits=[fit])  # an inverted is_cat(): just as accurate, wrongly labelled
+    assert "is_cat() must return True" in judge(finished("cats", "6"), tmp_path, job, site).problems[0]

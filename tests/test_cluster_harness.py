@@ -25,6 +25,7 @@ import pytest
 from harness import localcluster, references, slurm, sites
 from harness.cluster_run import ClusterRun, judge
 from harness.exercises import cluster_jobs
+from harness.job_records import finished
 
 ROOT = sites.ROOT
 
@@ -249,7 +250,7 @@ def test_sigint_in_the_middle_of_a_cluster_run_cancels_every_job(local_site, tag
         started, seen = read_until(process, r"cluster run (\S+) on site local", 120)
         assert started, seen
         run_tag = started[1]
-        submitted, more = read_until(process, r"submitted matrix as job (\d+)", 180)
+        submitted, more = read_until(process, rf"submitted {FIRST_JOB} as job (\d+)", 180)
         assert submitted, seen + more
         assert tagged_ids(run_tag), "the jobs should be in the queue before the interrupt (behind the blocker)"
         process.send_signal(signal.SIGINT)
@@ -279,6 +280,10 @@ def whole_cluster_run(out: Path, *extra: str, timeout: float = 1500) -> tuple[st
     return output, json.loads(runs[0].read_text())
 
 
+DAYS = sorted({exercise.day for exercise, _ in cluster_jobs().values()})
+FIRST_JOB = next(iter(cluster_jobs((DAYS[0],))))  # a job of the default day (`--day 1`), whichever it is
+
+
 def jobs_of_day(day: int) -> set[str]:
     """The cluster jobs the exercise registry (harness/exercises/) puts on `day`: what `--day` runs."""
     return set(cluster_jobs((day,)))
@@ -286,41 +291,30 @@ def jobs_of_day(day: int) -> set[str]:
 
 @pytest.mark.slurm
 @pytest.mark.slow
-def test_cluster_run_on_the_local_cluster_passes_matrix_and_cats(local_site, tmp_path):
-    output, summary = whole_cluster_run(tmp_path, "-n", "2")  # as in run-tests.sh: still one submission, one process
+@pytest.mark.parametrize("day", DAYS)
+def test_a_days_cluster_run_on_the_local_cluster_passes_every_job(day, local_site, tmp_path):
+    """`pytest --cluster --day N` (with -n 2, as in run-tests.sh: still one submission, one process): every job the
+    registry puts on that day is submitted, followed to COMPLETED 0:0 and passes its verdict; every GPU job got all
+    GPUs of a node and every job the cores its [jobs.<name>] table asks for."""
+    output, summary = whole_cluster_run(tmp_path, "-n", "2", "--day", str(day))
     verdicts = summary["verdicts"]
-    assert set(verdicts) == jobs_of_day(1), output  # --day defaults to 1
-    assert verdicts["matrix"]["passed"] and verdicts["matrix"]["figures"]["check"] == "passed"
-    assert verdicts["cats"]["passed"] and verdicts["cats"]["figures"]["error_rate"] <= 0.1
-    # what the jobs got: every GPU of a node, the cores the profile asks for
-    assert verdicts["matrix"]["figures"]["gpus"] == verdicts["cats"]["figures"]["gpus"] == 4
-    assert verdicts["cats"]["figures"]["cores"] == 2 and verdicts["matrix"]["figures"]["cores"] == 1
-    assert re.search(r"matrix \d+ .*COMPLETED 0:0 in \d+ s", output) and re.search(r"cats \d+ .*COMPLETED 0:0", output)
-    assert_queue_empty(summary["tag"])
-
-
-@pytest.mark.slurm
-@pytest.mark.slow
-def test_day_two_on_the_local_cluster_passes_loaders_and_ddp(local_site, tmp_path):
-    """`pytest --cluster --day 2`: the packed formats read by two tasks per node, and the DDP training over both
-    nodes (2 x 4 processes on gloo), prepared on the "login node" with the course's own pack.py."""
-    output, summary = whole_cluster_run(tmp_path, "--day", "2")
-    verdicts = summary["verdicts"]
-    assert set(verdicts) == jobs_of_day(2), output
-    ddp = verdicts["ddp"]["figures"]
-    assert ddp["world_size"] == 8 and ddp["backend"] == "gloo" and ddp["nodes"] == "dc01,dc02", ddp
-    assert ddp["gpus"] == 4 and ddp["cores"] == 2, ddp
-    loaders = verdicts["loaders"]["figures"]
-    assert loaders["tasks"] == 2 and loaders["hdf5_shm_images_per_s"] > 0, loaders
+    assert set(verdicts) == jobs_of_day(day), output
+    for name, (_, job) in cluster_jobs((day,)).items():
+        verdict = verdicts[name]
+        assert verdict["passed"], (name, verdict["problems"], output[-3000:])
+        if job.gpus:
+            assert verdict["figures"]["gpus"] == local_site.gpus_per_node, (name, verdict["figures"])
+        assert verdict["figures"]["cores"] == local_site.job(name).cpus_per_task, (name, verdict["figures"])
+        assert re.search(rf"{name} \d+ .*COMPLETED 0:0 in \d+ s", output), (name, output[-3000:])
     assert_queue_empty(summary["tag"])
 
 
 # --- what the harness reads from Slurm (no cluster needed) ---------------------------------------------------------
 
 def test_scontrol_oneliner_is_parsed_with_reason_exit_code_and_limits():
-    line = ("JobId=412169 JobName=matrix-t1 UserId=root(0) JobState=PENDING Reason=ReqNodeNotAvail,_UnavailableNodes:jrc0001 "
+    line = ("JobId=412169 JobName=first-t1 UserId=root(0) JobState=PENDING Reason=ReqNodeNotAvail,_UnavailableNodes:jrc0001 "
             "Dependency=(null) ExitCode=0:0 RunTime=00:00:00 TimeLimit=01:00:00 Command=/a b/job.sbatch WorkDir=/x\n"
-            "JobId=412170 JobName=cats-t1 JobState=COMPLETED Reason=None ExitCode=0:0 RunTime=00:05:12 TimeLimit=1-00:00:00")
+            "JobId=412170 JobName=second-t1 JobState=COMPLETED Reason=None ExitCode=0:0 RunTime=00:05:12 TimeLimit=1-00:00:00")
     jobs = slurm.parse_scontrol(line)
     assert jobs["412169"].state == "PENDING" and jobs["412169"].time_limit_s == 3600
     assert not slurm.never_clears(jobs["412169"].reason)  # it may clear: given up only when it stands long
@@ -350,65 +344,12 @@ def test_durations_and_reasons():
     assert not slurm.never_clears("Resources") and not slurm.never_clears("Priority")
 
 
-def completed(name: str, job_id: str, state: str = "COMPLETED", exit_code: str = "0:0") -> slurm.Job:
-    return slurm.Job(name=name, job_id=job_id, label=f"{name}-t", state=state, exit_code=exit_code)
-
-
-def write_report(folder: Path, program: str, **fields) -> None:
-    """A report as harness/jobsite/sitecustomize.py writes it (the real reporter is proven in the cluster runs)."""
-    (folder / "reports").mkdir(parents=True, exist_ok=True)
-    data = {"pid": 1, "host": "jrc0001", "argv": [program], "cores": 128, "cuda_visible_devices": "0,1,2,3",
-            "slurm": {"nodename": "jrc0001"}, "network": [], "fits": [], **fields}
-    (folder / "reports" / f"report-jrc0001-{data['pid']}.json").write_text(json.dumps(data))
-
-
-def test_matrix_verdict_wants_a_gpu_where_the_site_has_real_ones(tmp_path):
-    from harness.exercises.matrix import EXERCISE
-    job = EXERCISE.cluster_jobs[0]
-    jureca, local = sites.resolve("jureca-dc"), sites.resolve("local")
-    (tmp_path / "output.5").write_text("device: cpu\ncheck: passed (largest relative error 1e-07)\nTFLOP/s: 0.006\n")
-    write_report(tmp_path, "matrix_gpu.py", cores=1)
-    on_jureca = judge(completed("matrix", "5"), tmp_path, job, jureca)
-    assert on_jureca.problems == ["ran on the CPU, but jureca-dc has GPUs: torch saw no CUDA device"]
-    assert judge(completed("matrix", "5"), tmp_path, job, local).passed
-    (tmp_path / "output.5").write_text("device: NVIDIA A100-SXM4-40GB\ncheck: passed\nTFLOP/s: 150.2\n")
-    verdict = judge(completed("matrix", "5"), tmp_path, job, jureca)
-    assert verdict.passed and verdict.figures["tflops"] == 150.2 and verdict.figures["gpus"] == 4
-
-
-def test_cats_verdict_wants_bar_model_events_and_no_download(tmp_path):
-    from harness.exercises.cats import EXERCISE
-    job, site = EXERCISE.cluster_jobs[0], sites.resolve("jureca-dc")
-    fit = {"epochs": [{"valid_loss": 0.03, "accuracy": 0.993, "error_rate": 0.007, "seconds": 42.0}],
-           "device": "cuda:0", "gpu_name": "NVIDIA A100-SXM4-40GB", "train_images": 5912, "train_seconds": 40.0,
-           "labels": [["Bengal_12.jpg", "True"], ["beagle_3.jpg", "False"]]}  # as the reporter records them
-    write_report(tmp_path, "cats.py", fits=[fit])
-    verdict = judge(completed("cats", "6"), tmp_path, job, site)
-    assert verdict.problems == ["models/model.pth was not saved (SaveModelCallback, learner path='.')",
-                                "no TensorBoard event files under runs/"]
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "model.pth").write_bytes(b"x")
-    (tmp_path / "runs" / "x").mkdir(parents=True)
-    (tmp_path / "runs" / "x" / "events.out.tfevents.1.host").write_bytes(b"x")
-    verdict = judge(completed("cats", "6"), tmp_path, job, site)
-    assert verdict.passed and verdict.figures["images_per_second"] == 147.8 and verdict.figures["nodes"] == "jrc0001"
-    write_report(tmp_path, "cats.py", fits=[fit], network=["lookup s3.amazonaws.com"])
-    assert "tried to reach the internet (lookup s3.amazonaws.com)" in judge(completed("cats", "6"), tmp_path, job,
-                                                                              site).problems[0]
-    fit["epochs"][0]["error_rate"] = 0.05
-    write_report(tmp_path, "cats.py", fits=[fit])
-    assert "above the bar 0.02" in judge(completed("cats", "6"), tmp_path, job, site).problems[0]
-    fit["epochs"][0]["error_rate"], fit["labels"] = 0.007, [["Bengal_12.jpg", "False"], ["beagle_3.jpg", "True"]]
-    write_report(tmp_path, "cats.py", fits=[fit])  # an inverted is_cat(): just as accurate, wrongly labelled
-    assert "is_cat() must return True" in judge(completed("cats", "6"), tmp_path, job, site).problems[0]
-
-
 @pytest.mark.parametrize("state, words", [
     ("NODE_FAIL", "a node of the job failed while it ran"), ("BOOT_FAIL", "could not be booted"),
     ("PREEMPTED", "a job of higher priority took its nodes"), ("OUT_OF_MEMORY", "more memory than the job may"),
     ("TIMEOUT", "past its time limit"), ("DEADLINE", "before its deadline"), ("SPECIAL_EXIT", "releases it")])
 def test_every_final_state_gets_a_verdict_that_says_what_happened(tmp_path, state, words):
-    verdict = judge(completed("job", "7", state=state, exit_code="0:0"), tmp_path)
+    verdict = judge(finished("job", "7", state=state, exit_code="0:0"), tmp_path)
     assert not verdict.passed and len(verdict.problems) == 1
     assert verdict.problems[0].startswith(f"the job ended {state} with exit code 0:0: ") and words in verdict.problems[0]
 
@@ -437,22 +378,43 @@ def broken_copy(tmp_path: Path, name: str, line_pattern: str) -> Path:
     return tmp_path / name
 
 
+GRES_LINE, SRUN_CPUS_LINE = r"^#SBATCH --gres", r"^export SRUN_CPUS_PER_TASK"
+
+
+def broken_jobs(site: sites.Site) -> tuple[str, str]:
+    """Two jobs of the default day to break: a GPU job whose script asks for its GPUs with an #SBATCH --gres line,
+    and another whose script passes more than one core on to srun (whichever the registry holds)."""
+    def script_has(name: str, pattern: str) -> bool:
+        text = (ROOT / "slurm" / cluster_jobs()[name][1].sbatch).read_text()
+        return re.search(pattern, text, re.MULTILINE) is not None
+
+    jobs = cluster_jobs((DAYS[0],))
+    no_gres = next(name for name, (_, job) in jobs.items() if job.gpus and script_has(name, GRES_LINE))
+    no_cores = next(name for name in jobs if name != no_gres and site.job(name).cpus_per_task > 1
+                    and script_has(name, SRUN_CPUS_LINE))
+    return no_gres, no_cores
+
+
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_broken_copies_without_gres_or_without_srun_cpus_fail_with_their_cause(local_site, tmp_path):
-    """A matrix script that asks for no GPU, and a cat script that does not pass its cores on to srun, submitted
-    at once; each verdict fails with one line naming what to add."""
-    sources = {"jureca-matrix.sbatch": broken_copy(tmp_path, "jureca-matrix.sbatch", r"^#SBATCH --gres"),
-               "fastai.sbatch": broken_copy(tmp_path, "fastai.sbatch", r"^export SRUN_CPUS_PER_TASK")}
-    verdicts, lines = run_through_harness(local_site, ["matrix", "cats"], tmp_path / "out", sources)
-    matrix, cats = verdicts["matrix"], verdicts["cats"]
-    assert matrix.state == "COMPLETED" and matrix.figures["gpus"] == 0, matrix.report()
-    assert matrix.problems == ["Slurm gave the job no GPU (CUDA_VISIBLE_DEVICES is not set): on local a job gets GPUs "
-                               "only when it asks; add `#SBATCH --gres=gpu:4` to jureca-matrix.sbatch"], matrix.report()
-    assert cats.state == "COMPLETED" and cats.figures["cores"] == 1, cats.report()
-    assert cats.problems == ["the program could use 1 of the 2 cores the job asked for: add `export SRUN_CPUS_PER_TASK="
-                             "\"$SLURM_CPUS_PER_TASK\"` before srun in fastai.sbatch (since Slurm 22.05 srun does not pass "
-                             "--cpus-per-task on)"], cats.report()
+    """A script that asks for no GPU, and another that does not pass its cores on to srun, submitted at once; each
+    verdict fails with one line naming what to add."""
+    no_gres, no_cores = broken_jobs(local_site)
+    gres_script, cores_script = (cluster_jobs()[name][1].sbatch for name in (no_gres, no_cores))
+    sources = {gres_script: broken_copy(tmp_path, gres_script, GRES_LINE),
+               cores_script: broken_copy(tmp_path, cores_script, SRUN_CPUS_LINE)}
+    verdicts, lines = run_through_harness(local_site, [no_gres, no_cores], tmp_path / "out", sources)
+    gpus, cores = verdicts[no_gres], verdicts[no_cores]
+    assert gpus.state == "COMPLETED" and gpus.figures["gpus"] == 0, gpus.report()
+    assert gpus.problems == [f"Slurm gave the job no GPU (CUDA_VISIBLE_DEVICES is not set): on {local_site.name} a "
+                             f"job gets GPUs only when it asks; add `#SBATCH --gres=gpu:{local_site.gpus_per_node}` "
+                             f"to {gres_script}"], gpus.report()
+    want = local_site.job(no_cores).cpus_per_task
+    assert cores.state == "COMPLETED" and cores.figures["cores"] == 1, cores.report()
+    assert cores.problems == [f"the program could use 1 of the {want} cores the job asked for: add `export "
+                              f"SRUN_CPUS_PER_TASK=\"$SLURM_CPUS_PER_TASK\"` before srun in {cores_script} (since "
+                              "Slurm 22.05 srun does not pass --cpus-per-task on)"], cores.report()
 
 
 def slowed_matrix(tmp_path: Path, tflops: float, size: int) -> Path:
@@ -582,11 +544,11 @@ def test_job_over_its_memory_ends_out_of_memory_with_a_verdict_that_says_so(loca
 @pytest.mark.slurm
 def test_jobs_of_a_killed_run_are_named_by_the_next_run_and_can_be_cancelled(local_site, tag, tmp_path):
     fill_the_nodes(local_site, tag, tmp_path)  # the orphan stays in the queue until this test has seen it there
-    first = start_cluster_run(tmp_path / "first", "-k", "matrix")
+    first = start_cluster_run(tmp_path / "first", "-k", FIRST_JOB)
     try:
         started, seen = read_until(first, r"cluster run (\S+) on site local", 120)
         assert started, seen
-        submitted, more = read_until(first, r"submitted matrix as job (\d+)", 180)
+        submitted, more = read_until(first, rf"submitted {FIRST_JOB} as job (\d+)", 180)
         assert submitted, seen + more
         first.kill()  # SIGKILL: no handler runs, the job stays in the queue
         first.wait()
@@ -594,7 +556,7 @@ def test_jobs_of_a_killed_run_are_named_by_the_next_run_and_can_be_cancelled(loc
         assert tagged_ids(orphan_tag) == [orphan_id]
         second = subprocess.run(cluster_run_command("--collect-only", "-q"), cwd=ROOT, env=cluster_run_env(tmp_path),
                                 capture_output=True, text=True, timeout=120)
-        assert re.search(rf"1 job\(s\) of earlier runs are still in the queue .*{orphan_id} \(matrix-{orphan_tag}, "
+        assert re.search(rf"1 job\(s\) of earlier runs are still in the queue .*{orphan_id} \({FIRST_JOB}-{orphan_tag}, "
                          rf"\w+\)\. Cancel them with: scancel {orphan_id}", second.stdout + second.stderr), \
             second.stdout + second.stderr
         assert tagged_ids(orphan_tag) == [orphan_id], "naming the orphans must not cancel them"

@@ -1,4 +1,4 @@
-"""The course checker (harness/coursecheck.py) passes the real course and catches each published mistake.
+"""The course checker (harness/coursecheck/) passes the real course and catches each published mistake.
 
 Every rule is proven on a broken copy: a scratch copy of the course (copy_course) with one deliberate mistake, or a
 small tree in tmp_path. Fast: no cluster, no network.

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from harness.exercises import ROOT
-from harness.exercises import ddp
+from harness.exercises.ddp import EXERCISE, checks, fixtures, runs
 from harness.localcluster import LocalCluster
 from harness.requires import require
-from harness.offline import Ran
+from harness.offline import Ran, program_env
+from harness.report import read_reports, unseen_gpu_problems
 
 SOLUTIONS = ROOT / "solutions"
 PROGRAMS = ("pack.py", "datasets.py", "train.py", "train_ddp.py")
@@ -49,72 +50,74 @@ def crashing_copy(tmp_path: Path, rank: str) -> Path:
     return broken_copy(tmp_path, (loop, loop + crash))
 
 
-def succeeded(run: ddp.Run, program: str = "train_ddp.py") -> None:
+def succeeded(run: runs.Run, program: str = "train_ddp.py") -> None:
     if run.ran.returncode != 0:
-        pytest.fail(ddp.failure(run.ran, program) + "\n" + run.explain(), pytrace=False)
+        pytest.fail(runs.failure(run.ran, program) + "\n" + run.explain(), pytrace=False)
 
 
 # --- 5a: one process ------------------------------------------------------------------------------------------------
 
-def test_single_process_training_learns_and_keeps_log_and_model(ddp_single: ddp.Run) -> None:
+def test_single_process_training_learns_and_keeps_log_and_model(ddp_single: runs.Run) -> None:
     succeeded(ddp_single, "train.py")
-    figures, problems = ddp.learning(ddp_single.log())
+    figures, problems = checks.learning(ddp_single.log())
     assert not problems, problems[0]
     print("train.py:", figures, f"({ddp_single.seconds:.1f} s)")
-    assert (ddp_single.workdir / ddp.MODEL).is_file(), "train.py saved no model.pt in its working folder"
+    assert (ddp_single.workdir / runs.MODEL).is_file(), "train.py saved no model.pt in its working folder"
     assert not [r for r in ddp_single.workers if r.network], "train.py tried to reach the network"
 
 
 # --- 5b: two processes under torchrun --------------------------------------------------------------------------------
 
-def test_every_rank_joins_one_group_of_two_with_gloo(ddp_two: ddp.Run) -> None:
+def test_every_rank_joins_one_group_of_two_with_gloo(ddp_two: runs.Run) -> None:
     succeeded(ddp_two)
-    problems = ddp.world_problems(ddp_two.workers, world=2, backend="gloo") + ddp.lifecycle_problems(ddp_two.workers)
+    problems = checks.world_problems(ddp_two.workers, world=2, backend="gloo")
+    problems += checks.lifecycle_problems(ddp_two.workers)
     assert not problems, problems[0]
     sizes = {r.rank.get("world_size") for r in ddp_two.workers}  # what torchrun told them
     assert sizes == {"2"}, f"torchrun told the processes a world size of {sizes}, not 2"
     assert not ddp_two.leftover, "processes of the run outlived torchrun"
 
 
-def test_ranks_train_on_disjoint_shares_that_cover_the_data_set(ddp_two: ddp.Run, ddp_packed: ddp.Packed) -> None:
+def test_ranks_train_on_disjoint_shares_that_cover_the_data_set(ddp_two: runs.Run, ddp_packed: runs.Packed) -> None:
     succeeded(ddp_two)
     shards = ddp_two.shards()
-    problems = ddp.shard_problems(shards, ddp_packed.count, world=2, batch=ddp.BATCH)
+    problems = checks.shard_problems(shards, ddp_packed.count, world=2, batch=runs.BATCH)
     assert not problems, problems[0]
     per_rank = {rank: len(epochs[0]) for rank, epochs in shards.items()}
-    share = ddp_packed.count // 2 // ddp.BATCH * ddp.BATCH
+    share = ddp_packed.count // 2 // runs.BATCH * runs.BATCH
     assert set(per_rank.values()) == {share}, f"the ranks trained on {per_rank} pictures in epoch 0; each should " \
-        f"on {share} (its half, in whole batches of {ddp.BATCH})"
+        f"on {share} (its half, in whole batches of {runs.BATCH})"
 
 
-def test_loss_of_every_step_equals_one_process_with_the_same_global_batch(ddp_two: ddp.Run,
-                                                                          ddp_one: ddp.Run) -> None:
+def test_loss_of_every_step_equals_one_process_with_the_same_global_batch(ddp_two: runs.Run,
+                                                                          ddp_one: runs.Run) -> None:
     """DistributedSampler orders the pictures by one permutation of the epoch's seed and deals them out in turn, so
     the two ranks' batches of a step together hold exactly the pictures of the single process's batch; DDP averages
     the gradients of the two half-batch means, which is the mean over the whole batch. Only float rounding differs,
-    and both runs compute in float64, so the tolerance (ddp.TOLERANCE, derived there) is far below any mistake:
+    and both runs compute in float64, so the tolerance (checks.TOLERANCE, derived there) is far below any mistake:
     the losses of every step and the saved weights must agree within it."""
     import torch
 
     succeeded(ddp_two)
     succeeded(ddp_one)
-    problems = ddp.float64_problems(ddp_two) + ddp.float64_problems(ddp_one)
+    problems = checks.float64_problems(ddp_two) + checks.float64_problems(ddp_one)
     rows, reference = ddp_two.log(), ddp_one.log()
-    problems += ddp.loss_problems(rows, reference)
+    problems += checks.loss_problems(rows, reference)
     assert not problems, problems[0]
-    two, one = (torch.load(run.workdir / ddp.MODEL, map_location="cpu") for run in (ddp_two, ddp_one))
-    largest_weight, problems = ddp.weight_problems(two, one)
+    two, one = (torch.load(run.workdir / runs.MODEL, map_location="cpu") for run in (ddp_two, ddp_one))
+    largest_weight, problems = checks.weight_problems(two, one)
     assert not problems, problems[0]
-    print(f"{len(rows)} steps in float64: largest loss difference {ddp.largest_loss_difference(rows, reference):.1e}, "
-          f"largest weight difference {largest_weight:.1e}, allowed {ddp.TOLERANCE:.1e}")
+    largest_loss = checks.largest_loss_difference(rows, reference)
+    print(f"{len(rows)} steps in float64: largest loss difference {largest_loss:.1e}, "
+          f"largest weight difference {largest_weight:.1e}, allowed {checks.TOLERANCE:.1e}")
 
 
-def test_rank_0_alone_saves_the_model_and_keeps_the_log(ddp_two: ddp.Run, ddp_packed: ddp.Packed) -> None:
+def test_rank_0_alone_saves_the_model_and_keeps_the_log(ddp_two: runs.Run, ddp_packed: runs.Packed) -> None:
     succeeded(ddp_two)
-    problems = ddp.writer_problems(ddp_two.workers, ddp_two.written(), ddp_two.workdir)
+    problems = checks.writer_problems(ddp_two.workers, ddp_two.written(), ddp_two.workdir)
     assert not problems, problems[0]
     steps = len(ddp_two.log())
-    assert steps == ddp.EPOCHS * (ddp_packed.count // 2 // ddp.BATCH), f"{steps} lines in the log"
+    assert steps == runs.EPOCHS * (ddp_packed.count // 2 // runs.BATCH), f"{steps} lines in the log"
 
 
 # --- 5b: broken copies the checks must catch ---------------------------------------------------------------------
@@ -146,31 +149,31 @@ BROKEN = {
 
 @pytest.mark.broken_copy
 @pytest.mark.parametrize("mistake", list(BROKEN))
-def test_checks_catch_a_broken_copy(mistake: str, ddp_reference: ddp.Packed, ddp_reference_one: ddp.Run,
+def test_checks_catch_a_broken_copy(mistake: str, ddp_reference: runs.Packed, ddp_reference_one: runs.Run,
                                     tmp_path: Path) -> None:
     edits, check, words = BROKEN[mistake]
     folder = broken_copy(tmp_path, *edits)
-    run = ddp.run_ddp(folder, ddp.data_of(ddp_reference), tmp_path / "work", 2, epochs=BROKEN_EPOCHS,
+    run = runs.run_ddp(folder, fixtures.data_of(ddp_reference), tmp_path / "work", 2, epochs=BROKEN_EPOCHS,
                       float64=True)
     succeeded(run)
     if check == "shards":
-        problems = ddp.shard_problems(run.shards(), ddp_reference.count, world=2, batch=ddp.BATCH)
+        problems = checks.shard_problems(run.shards(), ddp_reference.count, world=2, batch=runs.BATCH)
     elif check == "writers":
-        problems = ddp.writer_problems(run.workers, run.written(), run.workdir)
+        problems = checks.writer_problems(run.workers, run.written(), run.workdir)
     elif check == "lifecycle":
-        problems = ddp.lifecycle_problems(run.workers)
+        problems = checks.lifecycle_problems(run.workers)
     elif check == "model":
         import torch
 
-        saved, reference = (torch.load(r.workdir / ddp.MODEL, map_location="cpu") for r in (run, ddp_reference_one))
-        problems = ddp.weight_problems(saved, reference)[1]
+        saved, reference = (torch.load(r.workdir / runs.MODEL, map_location="cpu") for r in (run, ddp_reference_one))
+        problems = checks.weight_problems(saved, reference)[1]
     else:
         rows, reference = run.log(), ddp_reference_one.log()[:len(run.log())]
-        problems = ddp.loss_problems(rows, reference)
-        error = ddp.largest_loss_difference(rows, reference)
-        assert error > 1000 * ddp.TOLERANCE, f"{mistake}: its loss differs by only {error:.1e}: no margin"
-        print(f"{mistake}: largest loss difference {error:.1e}, allowed {ddp.TOLERANCE:.1e} "
-              f"(margin x{error / ddp.TOLERANCE:.0e})")
+        problems = checks.loss_problems(rows, reference)
+        error = checks.largest_loss_difference(rows, reference)
+        assert error > 1000 * checks.TOLERANCE, f"{mistake}: its loss differs by only {error:.1e}: no margin"
+        print(f"{mistake}: largest loss difference {error:.1e}, allowed {checks.TOLERANCE:.1e} "
+              f"(margin x{error / checks.TOLERANCE:.0e})")
     assert problems and words in problems[0], f"{mistake}: the check found {problems}"
     print(f"{mistake}: {problems[0]}")
 
@@ -178,9 +181,9 @@ def test_checks_catch_a_broken_copy(mistake: str, ddp_reference: ddp.Packed, ddp
 # --- a rank that crashes ends the run ----------------------------------------------------------------------------
 
 @pytest.mark.broken_copy
-def test_a_crashing_rank_ends_the_whole_run_at_once(ddp_reference: ddp.Packed, tmp_path: Path) -> None:
+def test_a_crashing_rank_ends_the_whole_run_at_once(ddp_reference: runs.Packed, tmp_path: Path) -> None:
     folder = crashing_copy(tmp_path, "1")
-    run = ddp.run_ddp(folder, ddp.data_of(ddp_reference), tmp_path / "work", 2, timeout=120)
+    run = runs.run_ddp(folder, fixtures.data_of(ddp_reference), tmp_path / "work", 2, timeout=120)
     assert run.ran.returncode != 0, "torchrun ended well although rank 1 crashed\n" + run.explain()
     assert "[harness] killed" not in run.ran.stderr, "the run hung after rank 1 crashed\n" + run.explain()
     assert not run.leftover, "processes of the run outlived torchrun"
@@ -194,7 +197,7 @@ def test_a_crashing_rank_ends_the_whole_run_at_once(ddp_reference: ddp.Packed, t
 
 @pytest.mark.starting_point
 @pytest.mark.parametrize("program, nproc", [("train.py", 0), ("train_ddp.py", 2)])
-def test_exercise_stops_at_its_first_todo(program: str, nproc: int, ddp_reference: ddp.Packed,
+def test_exercise_stops_at_its_first_todo(program: str, nproc: int, ddp_reference: runs.Packed,
                                           tmp_path: Path) -> None:
     """exercises/ as the course hands it out stops at the first student region, with that region's TODO (not with
     some other error further on). A check of the course's own starting point, not of a student's work."""
@@ -207,18 +210,18 @@ def test_exercise_stops_at_its_first_todo(program: str, nproc: int, ddp_referenc
         shutil.copy2(ROOT / "exercises" / name, folder / name)
     for earlier in ("pack.py", "datasets.py"):  # exercise 4, finished
         shutil.copy2(SOLUTIONS / earlier, folder / earlier)
-    data = ddp.data_of(ddp_reference)
-    run = (ddp.run_single(folder, data, tmp_path / "work") if nproc == 0
-           else ddp.run_ddp(folder, data, tmp_path / "work", nproc, timeout=120))
+    data = fixtures.data_of(ddp_reference)
+    run = (runs.run_single(folder, data, tmp_path / "work") if nproc == 0
+           else runs.run_ddp(folder, data, tmp_path / "work", nproc, timeout=120))
     assert run.ran.returncode != 0, run.explain()
-    assert ddp.failure(run.ran, program) == todos[0], run.explain()
+    assert runs.failure(run.ran, program) == todos[0], run.explain()
 
 
 def test_a_todo_of_exercise_4_says_to_finish_it_first(tmp_path: Path) -> None:
     ran = Ran(["python", "train_ddp.py"], 1, "", 'Traceback (most recent call last):\n'
               '  File "/x/train_ddp.py", line 9, in main\n  File "/x/datasets.py", line 33, in __getitem__\n'
               '    raise NotImplementedError("TODO: open the file")\nNotImplementedError: TODO: open the file\n')
-    line = ddp.failure(ran, "train_ddp.py")
+    line = runs.failure(ran, "train_ddp.py")
     assert line == "first finish exercise 4 (datasets.py): TODO: open the file", f"the failure line reads: {line}"
 
 
@@ -232,8 +235,8 @@ def submit_ddp(cluster: LocalCluster, folder: Path, data: Path, venv: Path, time
     from harness.report import report_env
 
     shutil.copy2(script, folder / "ddp.sbatch")
-    env = report_env(folder / "reports", offline=True, base=ddp.clean_env(
-        COURSE_VENV=str(venv), DATA=str(data), **{"EPOCHS": "3", "BATCH": "8", "WORKERS": "1", **extra}))
+    env = report_env(folder / "reports", offline=True, base=program_env(
+        runs.KNOBS, COURSE_VENV=str(venv), DATA=str(data), **{"EPOCHS": "3", "BATCH": "8", "WORKERS": "1", **extra}))
     record = cluster.run("--cpus-per-task=2", f"--time={time}", *options, "ddp.sbatch", cwd=folder, env=env,
                          timeout_s=600)
     return record, folder
@@ -245,8 +248,8 @@ def job_text(folder: Path, record: dict) -> str:
 
 
 @pytest.mark.slurm
-def test_batch_script_trains_on_two_nodes(local_slurm: LocalCluster, target_dir: Path, ddp_packed: ddp.Packed,
-                                         ddp_course_venv: Path, tmp_path: Path) -> None:
+def test_batch_script_trains_on_two_nodes(local_slurm: LocalCluster, target_dir: Path, ddp_packed: runs.Packed,
+                                         local_course_venv: Path, tmp_path: Path) -> None:
     from harness.cluster_run import judge
     from harness.sites import SITES_DIR, JobSettings, load
     from harness.slurm import Job, seconds
@@ -255,29 +258,30 @@ def test_batch_script_trains_on_two_nodes(local_slurm: LocalCluster, target_dir:
     folder.mkdir()
     for program in ("datasets.py", "train.py", "train_ddp.py"):
         shutil.copy2(target_dir / program, folder / program)
-    record, folder = submit_ddp(local_slurm, folder, ddp.data_of(ddp_packed), ddp_course_venv, "00:08:00")
+    record, folder = submit_ddp(local_slurm, folder, fixtures.data_of(ddp_packed), local_course_venv, "00:08:00")
     text = job_text(folder, record)
     assert record["JobState"] == "COMPLETED", text
     site = load(SITES_DIR / "local.toml")
     job = Job(name="ddp", job_id=record["JobId"], state=record["JobState"],
               exit_code=record["ExitCode"], elapsed_s=seconds(record["RunTime"]) or 0)
-    settings = JobSettings(cpus_per_task=2, values={"backend": "gloo", "standin_per_breed": ddp.PER_BREED,
+    settings = JobSettings(cpus_per_task=2, values={"backend": "gloo", "standin_per_breed": runs.PER_BREED,
                                                     "packed_dir": ""})
-    verdict = judge(job, folder, ddp.EXERCISE.cluster_jobs[0], site, settings)
+    verdict = judge(job, folder, EXERCISE.cluster_jobs[0], site, settings)
     print(verdict.report(), verdict.figures)
     assert verdict.passed, verdict.report()
-    workers = [r for r in ddp.read_reports(folder / "reports") if r.program == "train_ddp.py"]
-    assert len(workers) == 8 and ddp.nodes_of(workers) == ["dc01", "dc02"], [r.slurm for r in workers]
-    assert {r.dist["backend"] for r in workers} == {"gloo"} and {r.dist["world_size"] for r in workers} == {8}
+    workers = [r for r in read_reports(folder / "reports") if r.program == "train_ddp.py"]
+    assert len(workers) == 8 and sorted({r.node for r in workers}) == ["dc01", "dc02"], [r.slurm for r in workers]
+    groups = [checks.dist_of(r) for r in workers]
+    assert {g["backend"] for g in groups} == {"gloo"} and {g["world_size"] for g in groups} == {8}, groups
 
 
 @pytest.mark.slurm
-def test_a_crashing_rank_fails_the_batch_job(local_slurm: LocalCluster, ddp_reference: ddp.Packed,
-                                             ddp_course_venv: Path, tmp_path: Path) -> None:
+def test_a_crashing_rank_fails_the_batch_job(local_slurm: LocalCluster, ddp_reference: runs.Packed,
+                                             local_course_venv: Path, tmp_path: Path) -> None:
     """The last rank (on the second node) raises in epoch 1: its torchrun fails, srun --kill-on-bad-exit ends the
     other node's, and the job ends FAILED at once instead of hanging until its time limit."""
     folder = crashing_copy(tmp_path, "dist.get_world_size() - 1")
-    record, folder = submit_ddp(local_slurm, folder, ddp.data_of(ddp_reference), ddp_course_venv, "00:05:00")
+    record, folder = submit_ddp(local_slurm, folder, fixtures.data_of(ddp_reference), local_course_venv, "00:05:00")
     text = job_text(folder, record)
     assert record["JobState"] == "FAILED", f"{record['JobState']} after {record['RunTime']}\n{text}"
     assert "deliberate crash of rank 7 in epoch 1" in text and "rank      : 7 " in text, text
@@ -287,7 +291,7 @@ def test_a_crashing_rank_fails_the_batch_job(local_slurm: LocalCluster, ddp_refe
 @pytest.mark.slurm
 @pytest.mark.parametrize("variant", ["course", "SLURM_GPUS_ON_NODE"])
 def test_the_one_gpu_variant_starts_one_process_per_node(variant: str, local_slurm: LocalCluster,
-                                                         ddp_reference: ddp.Packed, ddp_course_venv: Path,
+                                                         ddp_reference: runs.Packed, local_course_venv: Path,
                                                          tmp_path: Path) -> None:
     """The book's `--gres=gpu:1` variant. On JURECA-DC (psslurm, as the local cluster) SLURM_GPUS_ON_NODE is the
     node's 4 whatever --gres asked, so the script as the course had it starts four processes for the one GPU, and
@@ -303,19 +307,20 @@ def test_the_one_gpu_variant_starts_one_process_per_node(variant: str, local_slu
     folder.mkdir()
     for program in ("datasets.py", "train.py", "train_ddp.py"):
         shutil.copy2(ROOT / "solutions" / program, folder / program)
-    record, folder = submit_ddp(local_slurm, folder, ddp.data_of(ddp_reference), ddp_course_venv, "00:05:00",
+    record, folder = submit_ddp(local_slurm, folder, fixtures.data_of(ddp_reference), local_course_venv, "00:05:00",
                                 "--gres=gpu:1", script=script, EPOCHS="1", COURSE_CUDA_STANDIN="1")
-    workers = [r for r in ddp.read_reports(folder / "reports") if r.program == "train_ddp.py"]
+    workers = [r for r in read_reports(folder / "reports") if r.program == "train_ddp.py"]
     # A process that torchrun stops (SIGTERM) writes no report; those that failed or finished do.
-    per_node = {node: sum(1 for r in workers if ddp.node_of(r) == node) for node in ddp.nodes_of(workers)}
+    per_node = {node: sum(1 for r in workers if r.node == node) for node in sorted({r.node for r in workers})}
     if variant == "course":
         assert record["JobState"] == "COMPLETED", job_text(folder, record)
         assert per_node == {"dc01": 1, "dc02": 1}, per_node
-        assert {r.dist["world_size"] for r in workers} == {2} and all(r.cuda_standin["asked"] == [0] for r in workers)
+        assert {checks.dist_of(r)["world_size"] for r in workers} == {2}, [checks.dist_of(r) for r in workers]
+        assert all(r.cuda_standin["asked"] == [0] for r in workers), [r.cuda_standin for r in workers]
     else:
         assert record["JobState"] == "FAILED", job_text(folder, record)
-        started = {node: 1 + max(int(r.rank["local_rank"]) for r in workers if ddp.node_of(r) == node)
+        started = {node: 1 + max(int(r.rank["local_rank"]) for r in workers if r.node == node)
                    for node in per_node}
         assert started == {"dc01": 4, "dc02": 4}, started  # local ranks up to 3: four processes for one GPU
-        problem = ddp.unseen_gpu_problems(workers)
+        problem = unseen_gpu_problems(workers)
         assert problem and "but sees 1 GPU(s)" in problem[0], problem

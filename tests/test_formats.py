@@ -8,17 +8,20 @@ Each check is also run on a deliberately broken copy of a solution, and must cat
 """
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
+from harness import packing
 from harness.cluster_run import JobResult
 from harness.exercises import ROOT
-from harness.exercises import formats as fmt
+from harness.exercises.formats import EXERCISE, checks, cluster
+from harness.exercises.formats import shares as sharing
 from harness.failures import why_failed
-from harness.offline import run_program
+from harness.offline import program_env, run_program
 from harness.sites import load as load_site
 from harness.slurm import Job
 
@@ -29,7 +32,7 @@ def broken_copy(tmp_path: Path, name: str, old: str, new: str) -> Path:
     """A folder holding the solutions' programs, with `old` replaced by `new` in `name` (which must contain it)."""
     folder = tmp_path / "broken"
     folder.mkdir(exist_ok=True)
-    for program in fmt.EXERCISE.programs:
+    for program in EXERCISE.programs:
         shutil.copy2(SOLUTIONS / program, folder / program)
     text = (folder / name).read_text()
     assert old in text, f"solutions/{name} no longer contains {old!r}: update this test's broken copy"
@@ -42,16 +45,16 @@ def broken_copy(tmp_path: Path, name: str, old: str, new: str) -> Path:
 def test_pack_writes_every_picture_unchanged_with_its_label_and_name(formats_pack_run, formats_pictures) -> None:
     ran, out = formats_pack_run
     assert ran.returncode == 0, why_failed("pack.py", ran.returncode, ran.stderr, ran.stdout)
-    problems = fmt.packed_problems(out, formats_pictures.images)
+    problems = checks.packed_problems(out, formats_pictures.images)
     assert not problems, problems[0]
 
 
 @pytest.mark.broken_copy
 def test_pack_check_catches_shifted_labels(formats_pictures, tmp_path: Path) -> None:
     folder = broken_copy(tmp_path, "pack.py", "int(name[0].isupper())", "int(name[0].islower())")
-    ran = fmt.run_pack(folder / "pack.py", formats_pictures.images, tmp_path / "out", tmp_path / "work")
+    ran = packing.pack(folder / "pack.py", formats_pictures.images, tmp_path / "out", tmp_path / "work")
     assert ran.returncode == 0, "the broken copy of pack.py failed: " + ran.explain()
-    problems = fmt.packed_problems(tmp_path / "out", formats_pictures.images)
+    problems = checks.packed_problems(tmp_path / "out", formats_pictures.images)
     assert problems and "labels" in problems[0] and "1 = cat" in problems[0], problems
 
 
@@ -72,12 +75,12 @@ def test_pack_bad_input_is_one_line_saying_what_to_give(target_dir: Path, tmp_pa
 # --- 4b: datasets.py ------------------------------------------------------------------------------------------------
 
 def test_every_dataset_gives_back_every_picture_and_label_in_order(target_dir: Path, formats_pictures) -> None:
-    problems = fmt.dataset_problems(target_dir, formats_pictures.packed, formats_pictures.images)
+    problems = checks.dataset_problems(target_dir, formats_pictures.packed, formats_pictures.images)
     assert not problems, problems[0]
 
 
 def test_folder_and_packed_datasets_agree_sample_by_sample(target_dir: Path, formats_pictures) -> None:
-    datasets = fmt.make_datasets(fmt.load_datasets(target_dir), formats_pictures.packed, formats_pictures.images)
+    datasets = checks.make_datasets(checks.load_datasets(target_dir), formats_pictures.packed, formats_pictures.images)
     folder = datasets.pop("jpeg-folder")
     import torch
 
@@ -93,12 +96,12 @@ def test_folder_and_packed_datasets_agree_sample_by_sample(target_dir: Path, for
 def test_dataset_check_catches_labels_shifted_by_one(formats_pictures, tmp_path: Path) -> None:
     folder = broken_copy(tmp_path, "datasets.py", "self.labels[i]\n        # --- end",
                          "self.labels[i - 1]\n        # --- end")
-    problems = fmt.dataset_problems(folder, formats_pictures.packed, formats_pictures.images)
+    problems = checks.dataset_problems(folder, formats_pictures.packed, formats_pictures.images)
     assert problems and "label" in problems[0], problems
 
 
 def test_packed_datasets_scale_open_once_and_map_the_file(target_dir: Path, formats_pictures) -> None:
-    problems = fmt.reading_problems(target_dir, formats_pictures.packed)
+    problems = checks.reading_problems(target_dir, formats_pictures.packed)
     assert not problems, problems[0]
 
 
@@ -116,7 +119,7 @@ READING_MISTAKES = {
 def test_reading_check_catches(mistake: str, formats_pictures, tmp_path: Path) -> None:
     old, new, words = READING_MISTAKES[mistake]
     folder = broken_copy(tmp_path, "datasets.py", old, new)
-    problems = fmt.reading_problems(folder, formats_pictures.packed)
+    problems = checks.reading_problems(folder, formats_pictures.packed)
     assert problems and words in problems[0], f"{mistake}: the check found {problems}"
     print(f"{mistake}: {problems[0]}")
 
@@ -124,7 +127,7 @@ def test_reading_check_catches(mistake: str, formats_pictures, tmp_path: Path) -
 @pytest.mark.parametrize("context", ["fork", "spawn"])
 def test_packed_datasets_work_in_dataloader_workers(target_dir: Path, formats_pictures, tmp_path: Path,
                                                     context: str) -> None:
-    problems = fmt.worker_problems(target_dir, formats_pictures.packed, formats_pictures.images, context, tmp_path)
+    problems = checks.worker_problems(target_dir, formats_pictures.packed, formats_pictures.images, context, tmp_path)
     assert not problems, problems[0]
 
 
@@ -134,15 +137,15 @@ def test_worker_check_catches_a_file_opened_in_init(formats_pictures, tmp_path: 
     cannot even receive it ("h5py objects cannot be pickled")."""
     folder = broken_copy(tmp_path, "datasets.py", "self.images, self.labels = path, size, None,",
                          "self.images, self.labels = path, size, h5py.File(path, 'r')['images'],")
-    problems = fmt.worker_problems(folder, formats_pictures.packed, formats_pictures.images, "spawn", tmp_path)
+    problems = checks.worker_problems(folder, formats_pictures.packed, formats_pictures.images, "spawn", tmp_path)
     assert problems and "never in __init__" in problems[0], problems
 
 
 # --- 4c: time_loaders.py --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("world", fmt.WORLD_SIZES, ids=lambda w: "outside Slurm" if w == 1 else f"{w} tasks")
+@pytest.mark.parametrize("world", sharing.WORLD_SIZES, ids=lambda w: "outside Slurm" if w == 1 else f"{w} tasks")
 def test_tasks_together_read_every_picture_once(formats_shares, formats_pictures, world: int) -> None:
-    problems = fmt.share_problems(formats_shares[world], formats_pictures.names)
+    problems = sharing.share_problems(formats_shares[world], formats_pictures.names)
     assert not problems, problems[0]
     runs = formats_shares[world].runs()
     failed = [why_failed("time_loaders.py", r.returncode, r.stderr, r.stdout) for r in runs if r.returncode]
@@ -155,7 +158,7 @@ def test_tasks_together_read_every_picture_once(formats_shares, formats_pictures
 
 def test_time_loaders_without_packed_files_says_so_in_one_line(target_dir: Path, tmp_path: Path) -> None:
     ran = run_program([sys.executable, str(target_dir / "time_loaders.py"), str(tmp_path / "nothing")], cwd=tmp_path,
-                      env=fmt.clean_env(), timeout=120)
+                      env=program_env(sharing.KNOBS), timeout=120)
     assert ran.returncode != 0, "time_loaders.py ended well although there were no packed files to read"
     lines = ran.stderr.strip().splitlines()
     assert len(lines) == 1 and "pets.h5" in lines[0] and "pack" in lines[0], \
@@ -164,15 +167,19 @@ def test_time_loaders_without_packed_files_says_so_in_one_line(target_dir: Path,
 
 
 @pytest.mark.broken_copy
-@pytest.mark.parametrize("mistake,old,new", [
-    ("no DistributedSampler: every task reads everything", "sampler=sampler,", "shuffle=True,"),
-    ("every task thinks it is rank 0", "rank=rank)", "rank=0)"),
+@pytest.mark.parametrize("mistake,old,new,caught", [
+    ("no DistributedSampler: every task reads everything", "sampler=sampler,", "shuffle=True,",
+     "(all of them: each task must read only its share"),
+    ("every task thinks it is rank 0", "rank=rank)", "rank=0)", "were read by more than one rank"),
 ], ids=["no sampler", "rank ignored"])
-def test_share_check_catches(mistake: str, old: str, new: str, formats_pictures, tmp_path: Path) -> None:
+def test_share_check_catches(mistake: str, old: str, new: str, caught: str, formats_pictures, tmp_path: Path) -> None:
+    """Each broken copy runs to its end (a crash would be caught by anything) and is caught by its own problem."""
     folder = broken_copy(tmp_path, "time_loaders.py", old, new)
-    shares = fmt.run_shares(folder, formats_pictures.packed, formats_pictures.images, 2, tmp_path / "run")
-    problems = fmt.share_problems(shares, formats_pictures.names)
-    assert problems, f"{mistake}: not caught"
+    shares = sharing.run_shares(folder, formats_pictures.packed, formats_pictures.images, 2, tmp_path / "run")
+    failed = [run.explain() for run in shares.runs() if run.returncode != 0]
+    assert not failed, f"{mistake}: the broken copy crashed instead of reading the wrong share:\n{failed[0]}"
+    problems = sharing.share_problems(shares, formats_pictures.names)
+    assert problems and caught in problems[0], f"{mistake}: not caught as such; the check said {problems}"
 
 
 # A step of two tasks on one node as JURECA-DC's psslurm starts it: each task sees one GPU (its own, as cuda:0).
@@ -181,11 +188,11 @@ TODAYS_DEVICE_RULE = (" % torch.cuda.device_count()}", "}")  # back to cuda:$SLU
 
 def test_each_task_takes_a_gpu_it_can_see_when_psslurm_gives_it_one(target_dir: Path, formats_pictures,
                                                                     tmp_path: Path) -> None:
-    shares = fmt.run_shares(target_dir, formats_pictures.packed, formats_pictures.images, 2, tmp_path / "run",
+    shares = sharing.run_shares(target_dir, formats_pictures.packed, formats_pictures.images, 2, tmp_path / "run",
                             gpu_per_task=True)
-    problems = fmt.share_problems(shares, formats_pictures.names)
+    problems = sharing.share_problems(shares, formats_pictures.names)
     assert not problems, problems[0]
-    devices = [line["device"] for line in fmt.printed(shares.output)]
+    devices = [line["device"] for line in sharing.printed(shares.output)]
     assert set(devices) == {"cuda:0"}, f"each task sees one GPU, cuda:0, but time_loaders.py used {devices}"
     asked = [r.cuda_standin["asked"] for r in shares.reports if r.cuda_standin]
     assert asked == [[0], [0]], f"the two tasks asked for the GPUs {asked}, each should only for its one, 0"
@@ -195,22 +202,22 @@ def test_each_task_takes_a_gpu_it_can_see_when_psslurm_gives_it_one(target_dir: 
 def test_a_task_asking_for_a_gpu_it_cannot_see_fails_naming_the_cause(formats_pictures, tmp_path: Path) -> None:
     """time_loaders.py as the course had it picks cuda:$SLURM_LOCALID: rank 1 asks for cuda:1 and sees one GPU."""
     folder = broken_copy(tmp_path, "time_loaders.py", *TODAYS_DEVICE_RULE)
-    step = fmt.run_shares(folder, formats_pictures.packed, None, 2, tmp_path / "run", gpu_per_task=True)
-    problems = fmt.share_problems(step, formats_pictures.names)
+    step = sharing.run_shares(folder, formats_pictures.packed, None, 2, tmp_path / "run", gpu_per_task=True)
+    problems = sharing.share_problems(step, formats_pictures.names)
     assert problems and "rank 1" in problems[0] and "invalid device ordinal" in problems[0], problems
-    _, problems = fmt.check_loaders_job(job_result(tmp_path / "job", [step], len(formats_pictures.names),
+    _, problems = cluster.check_loaders_job(job_result(tmp_path / "job", [step], len(formats_pictures.names),
                                                    formats_pictures.images))
     assert "asked for cuda:1 but sees 1 GPU(s)" in problems[0] and "psslurm" in problems[0], problems
 
 
 # --- the cluster job ------------------------------------------------------------------------------------------------
 
-def job_result(tmp_path: Path, steps: list[fmt.Shares], count: int, images: Path, drop_rank: int | None = None):
+def job_result(tmp_path: Path, steps: list[sharing.Shares], count: int, images: Path, drop_rank: int | None = None):
     """A JobResult as the cluster run hands it to the check, from simulated srun steps of time_loaders.py."""
     workdir = tmp_path / "job"
     workdir.mkdir(parents=True)
     shutil.copy2(ROOT / "slurm" / "loaders.sbatch", workdir)
-    (workdir / "prepared.json").write_text(fmt.json.dumps({"images": str(images), "count": count}))
+    (workdir / "prepared.json").write_text(json.dumps({"images": str(images), "count": count}))
     world = steps[0].world
     site = load_site(ROOT / "slurm" / "sites" / "local.toml")
     settings = {**site.job("loaders").as_dict(), "sbatch_args": [f"--ntasks-per-node={world}"]}
@@ -222,14 +229,14 @@ def job_result(tmp_path: Path, steps: list[fmt.Shares], count: int, images: Path
 
 
 @pytest.fixture
-def two_steps(formats_pictures, tmp_path: Path) -> list[fmt.Shares]:
+def two_steps(formats_pictures, tmp_path: Path) -> list[sharing.Shares]:
     """The batch script's two srun steps with two tasks: the shared file system, then a node-local copy."""
     local = tmp_path / "node-local"
     local.mkdir()
     for name in ("pets.h5", "pets.arrow"):
         shutil.copy2(formats_pictures.packed / name, local / name)
-    first = fmt.run_shares(SOLUTIONS, formats_pictures.packed, formats_pictures.images, 2, tmp_path / "step0")
-    second = fmt.run_shares(SOLUTIONS, local, None, 2, tmp_path / "step1", step=1)
+    first = sharing.run_shares(SOLUTIONS, formats_pictures.packed, formats_pictures.images, 2, tmp_path / "step0")
+    second = sharing.run_shares(SOLUTIONS, local, None, 2, tmp_path / "step1", step=1)
     return [first, second]
 
 
@@ -238,19 +245,19 @@ def test_cluster_check_passes_a_good_job_and_catches_a_missing_rank(two_steps, f
                                                                     tmp_path: Path) -> None:
     shm = str(tmp_path / "node-local")
     count = len(formats_pictures.names)
-    figures, problems = fmt.check_loaders_job(job_result(tmp_path / "good", two_steps, count,
+    figures, problems = cluster.check_loaders_job(job_result(tmp_path / "good", two_steps, count,
                                                          formats_pictures.images), shm=shm)
     assert not problems, problems[0]
     assert figures["tasks"] == 2, f"the verdict counted {figures['tasks']} tasks, not 2"
     for name in ("jpeg-folder_fs", "hdf5_fs", "arrow_fs", "hdf5_shm", "arrow_shm"):
         assert figures[f"{name}_images_per_s"] > 0, f"no positive images/s for {name}: {figures}"
-    _, problems = fmt.check_loaders_job(job_result(tmp_path / "bad", two_steps, count, formats_pictures.images,
+    _, problems = cluster.check_loaders_job(job_result(tmp_path / "bad", two_steps, count, formats_pictures.images,
                                                    drop_rank=1), shm=shm)
     assert any("missing: [1]" in p for p in problems), f"the missing rank 1 was not named: {problems}"
 
 
 def test_loaders_sbatch_asks_for_one_task_per_gpu_and_passes_the_cores_on() -> None:
-    problems = fmt.loaders_sbatch_problems(ROOT / "slurm" / "loaders.sbatch")
+    problems = cluster.loaders_sbatch_problems(ROOT / "slurm" / "loaders.sbatch")
     assert not problems, problems[0]
 
 
@@ -272,7 +279,7 @@ def test_sbatch_check_catches_the_defects_of_published_course_files(defect: str,
     script.write_text(text)
     expected = {"merge conflict": "merge-conflict marker", "#SBATCH after a command": "sbatch ignores it",
                 "no SRUN_CPUS_PER_TASK": "SRUN_CPUS_PER_TASK", "one task per node": "one task per GPU"}[defect]
-    problems = fmt.loaders_sbatch_problems(script)
+    problems = cluster.loaders_sbatch_problems(script)
     assert any(expected in p for p in problems), problems
 
 
@@ -280,7 +287,7 @@ def test_sbatch_check_catches_the_defects_of_published_course_files(defect: str,
 
 @pytest.mark.slurm
 @pytest.mark.parametrize("variant", ["course", "cuda:$SLURM_LOCALID"])
-def test_loaders_job_on_the_psslurm_like_cluster(variant: str, local_slurm, formats_pictures, ddp_course_venv: Path,
+def test_loaders_job_on_the_psslurm_like_cluster(variant: str, local_slurm, formats_pictures, local_course_venv: Path,
                                                  tmp_path: Path) -> None:
     """slurm/loaders.sbatch with two tasks per node (a local node has two cores): psslurm gives each task one GPU.
     The course's time_loaders.py takes cuda:0 in each task and the job completes; as the course had it (cuda:
@@ -292,8 +299,8 @@ def test_loaders_job_on_the_psslurm_like_cluster(variant: str, local_slurm, form
     for program in ("datasets.py", "time_loaders.py") if variant == "course" else ():
         shutil.copy2(SOLUTIONS / program, folder / program)
     shutil.copy2(ROOT / "slurm" / "loaders.sbatch", folder / "loaders.sbatch")
-    env = report_env(folder / "reports", offline=True, base=fmt.clean_env(
-        COURSE_VENV=str(ddp_course_venv), PETS_PACKED=str(formats_pictures.packed),
+    env = report_env(folder / "reports", offline=True, base=program_env(
+        sharing.KNOBS, COURSE_VENV=str(local_course_venv), PETS_PACKED=str(formats_pictures.packed),
         PETS_IMAGES=str(formats_pictures.images), WORKERS="0", COURSE_CUDA_STANDIN="1"))
     record = local_slurm.run("--ntasks-per-node=2", "--cpus-per-task=1", "--time=00:05:00", "loaders.sbatch",
                              cwd=folder, env=env, timeout_s=600)

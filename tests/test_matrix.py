@@ -6,13 +6,20 @@ run on a deliberately broken copy of the solution, which it must catch with its 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from harness import sites
+from harness.cluster_run import judge
+from harness.coursecheck import exercise_script_problems
 from harness.exercises import matrix
+from harness.exercises.matrix import EXERCISE
+from harness.job_records import finished, write_report
+from harness.localcluster import ACCOUNT, PARTITION, RESERVATION, LocalCluster, submit_env
 
 # Broken copies of the solutions: (file, the solution's line, the mistake, words the check must say)
 BROKEN = {
@@ -106,9 +113,36 @@ def test_a_tiny_speed_is_printed_as_a_positive_figure() -> None:
 
 
 def test_the_batch_script_passes_the_course_checker(course_root: Path) -> None:
-    """The student edits and submits slurm/jureca-matrix.sbatch: the course checker's rules (#SBATCH before the first command,
-    GPUs asked for on a GPU partition, the cores passed on to srun), proven on broken copies in test_course_files."""
-    from harness.coursecheck import check_sbatch
-
-    problems = check_sbatch(course_root, [course_root / "slurm" / "jureca-matrix.sbatch"])
+    """slurm/jureca-matrix.sbatch, which the student edits and submits, by the course checker's rules."""
+    problems = exercise_script_problems(course_root, EXERCISE)
     assert not problems, str(problems[0])
+
+
+@pytest.mark.broken_copy  # a check of the cluster verdict, from recorded reports: not a student's self-check
+def test_matrix_verdict_wants_a_gpu_where_the_site_has_real_ones(tmp_path):
+    job = EXERCISE.cluster_jobs[0]
+    jureca, local = sites.resolve("jureca-dc"), sites.resolve("local")
+    (tmp_path / "output.5").write_text("device: cpu\ncheck: passed (largest relative error 1e-07)\nTFLOP/s: 0.006\n")
+    write_report(tmp_path, "matrix_gpu.py", cores=1)
+    on_jureca = judge(finished("matrix", "5"), tmp_path, job, jureca)
+    assert on_jureca.problems == ["ran on the CPU, but jureca-dc has GPUs: torch saw no CUDA device"]
+    assert judge(finished("matrix", "5"), tmp_path, job, local).passed
+    (tmp_path / "output.5").write_text("device: NVIDIA A100-SXM4-40GB\ncheck: passed\nTFLOP/s: 150.2\n")
+    verdict = judge(finished("matrix", "5"), tmp_path, job, jureca)
+    assert verdict.passed and verdict.figures["tflops"] == 150.2 and verdict.figures["gpus"] == 4
+
+
+@pytest.mark.slurm
+def test_course_matrix_script_runs_unchanged(local_slurm: LocalCluster, course_root: Path, tmp_path: Path) -> None:
+    """slurm/jureca-matrix.sbatch as the book shows it; only the command line adapts it to this machine."""
+    shutil.copy(course_root / "solutions" / "matrix_gpu.py", tmp_path)
+    record = local_slurm.run(f"--chdir={tmp_path}", "--time=00:05:00", course_root / "slurm" / "jureca-matrix.sbatch",
+                             env={**submit_env(), "SIZE": "256"})
+    job_id = record["JobId"]
+    error = (tmp_path / f"error.{job_id}").read_text() if (tmp_path / f"error.{job_id}").exists() else ""
+    assert record["JobState"] == "COMPLETED" and record["ExitCode"] == "0:0", error
+    assert record["JobName"] == "matrix-multiplication"
+    assert record["Reservation"] == RESERVATION and record["Partition"] == PARTITION and record["Account"] == ACCOUNT
+    output = (tmp_path / f"output.{job_id}").read_text()
+    assert "device: cpu" in output  # the stand-in GPUs are /dev/null: torch rightly finds no CUDA device
+    assert "check: passed" in output

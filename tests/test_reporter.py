@@ -98,9 +98,9 @@ def test_loader_passes_and_files_read_by_forked_workers(tmp_path: Path) -> None:
         loader = DataLoader(Files(), batch_size=2, num_workers=1, multiprocessing_context="fork")
         for epoch in range(2):
             list(loader)
-    """, tmp_path, detail="loaders,reads=*.jpg")
+    """, tmp_path, detail="dataloaders,reads=*.jpg")
     assert done.returncode == 0, done.stderr
-    assert report.loader_passes == [[0, 1, 2], [0, 1, 2]]
+    assert report.probed["loader_passes"] == [[0, 1, 2], [0, 1, 2]]
     read = read_files(tmp_path / "reports")
     assert list(read) == ["0"] and sorted(read["0"]) == [str(tmp_path / "a.jpg")] * 2 + [str(tmp_path / "b.jpg")] * 2
 
@@ -126,8 +126,8 @@ STANDIN_PROGRAM = """
     model = torch.nn.Linear(2, 1).to(device)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ["PORT"], RANK="0", WORLD_SIZE="1")
     dist.init_process_group("nccl")
-    ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
-    loss = ddp(torch.ones(4, 2).to(device)).sum()
+    wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
+    loss = wrapped(torch.ones(4, 2).to(device)).sum()
     loss.backward()
     print("trained on", loss.device, dist.get_backend())
     dist.destroy_process_group()
@@ -148,7 +148,7 @@ def test_a_stand_in_gpu_the_process_can_see_works_on_the_cpu(tmp_path: Path) -> 
     assert "devices True 4" in done.stdout and "trained on cpu gloo" in done.stdout
     assert report.cuda_standin["devices"] == 4 and report.cuda_standin["asked"] == [3]
     assert report.cuda_standin["refused"] is None and report.cuda_standin["backend"] == "nccl"
-    assert report.dist["backend"] == "gloo"
+    assert report.probed["dist"]["backend"] == "gloo"
 
 
 def test_a_stand_in_gpu_past_those_the_process_sees_fails_as_cuda_does(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ they prove the report a student sees without waiting for the slow exercise tests
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -13,9 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.requires import require
+from harness.exercises import all_exercises
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The first three exercises of the registry, whichever they are: each gets a stand-in check module under the name of
+# its own test module (harness.exercises.exercise_of_test maps a test to its exercise by that name).
+FIRST, SECOND, THIRD = all_exercises()[:3]
+PROGRAM = next(name for name in FIRST.programs if name.endswith(".py"))  # the first exercise's Python file
+TODO = re.search(r'NotImplementedError\("(TODO[^"]*)"\)', (ROOT / "exercises" / PROGRAM).read_text())[1]
+SKIPPED = "`/usr/sbin/sshd` not found: install the Debian package openssh-server"  # any reason a check skips
 
 CHECKS = {
     "conftest.py": '''
@@ -29,35 +37,27 @@ CHECKS = {
             tree = os.environ.get("SELFCHECK_TREE")
             return Path(tree) if tree else course_root / target
     ''',
-    "test_matrix.py": '''
+    Path(FIRST.tests[0]).name: f'''
         import subprocess, sys
 
-        def test_login_node_product(target_dir):
-            run = subprocess.run([sys.executable, str(target_dir / "matrix.py")],
+        def test_the_program_runs(target_dir, tmp_path):
+            run = subprocess.run([sys.executable, str(target_dir / "{PROGRAM}")], cwd=tmp_path,
                                  capture_output=True, text=True, timeout=300)
-            assert run.returncode == 0, f"matrix.py failed:\\n{run.stderr}"
-            assert "The result is" in run.stdout
+            assert run.returncode == 0, f"{PROGRAM} failed:\\n{{run.stderr}}"
     ''',
-    "test_tunnel.py": '''
-        import os, stat, subprocess
-        import pytest
-
-        def test_tunnel_forwards_the_port(target_dir, tmp_path):
-            if os.environ.get("SELFCHECK_NO_SSHD"):
-                pytest.skip("`/usr/sbin/sshd` not found: install the Debian package openssh-server")
-            fake = tmp_path / "ssh"
-            fake.write_text("#!/bin/sh\\necho ssh \\"$@\\"\\n")
-            fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-            env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "REMOTE_PORT": "9999"}
-            run = subprocess.run(["bash", str(target_dir / "tunnel.sh"), "student@login"],
-                                 capture_output=True, text=True, env=env, timeout=60)
-            assert run.returncode == 0, f"tunnel.sh failed: {run.stderr}"
-            assert "-L" in run.stdout and "9999" in run.stdout
-    ''',
-    "test_cats.py": '''
+    Path(SECOND.tests[0]).name: '''
         def test_accuracy_bar(target_dir):
             accuracy = 0.42 if target_dir.name == "exercises" else 0.95
             assert accuracy >= 0.9, f"validation accuracy {accuracy} is below the bar 0.9\\nsecond line"
+    ''',
+    Path(THIRD.tests[0]).name: f'''
+        import os
+        import pytest
+
+        def test_the_third_check(target_dir):
+            if os.environ.get("SELFCHECK_SKIP"):
+                pytest.skip("{SKIPPED}")
+            assert target_dir.name != "exercises", "TODO: the third exercise is untouched"
     ''',
     "test_book_unrelated.py": '''
         def test_not_about_the_exercises():
@@ -97,11 +97,9 @@ def test_untouched_exercises_are_each_not_done_in_one_line(tmp_path: Path, worke
     assert run.returncode == 1, run.stdout + run.stderr
     lines = summary(run.stdout)
     assert lines[:3] == [
-        "Exercise 1: matrix multiply: not done: TODO: create two random 3x3 matrices, print them and print "
-        "their torch.matmul product",
-        "Exercise 2: cat classifier: not done: validation accuracy 0.42 is below the bar 0.9",
-        "Exercise 3: TensorBoard through an SSH tunnel: not done: TODO: tunnel.sh: write the ssh -L command "
-        "between the 'your work' lines",
+        f"{FIRST.heading}: not done: {TODO}",
+        f"{SECOND.heading}: not done: validation accuracy 0.42 is below the bar 0.9",
+        f"{THIRD.heading}: not done: TODO: the third exercise is untouched",
     ], run.stdout
     assert "Traceback" not in run.stdout and "raise NotImplementedError" not in run.stdout, run.stdout
     assert "3 failed" in run.stdout and "ignores --target" not in run.stdout, "only the exercise checks run"
@@ -111,29 +109,23 @@ def test_untouched_exercises_are_each_not_done_in_one_line(tmp_path: Path, worke
 def test_finished_exercises_are_done(tmp_path: Path) -> None:
     run = run_checks(tmp_path, "--target", "exercises", tree=ROOT / "solutions")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert summary(run.stdout) == [
-        "Exercise 1: matrix multiply: done",
-        "Exercise 2: cat classifier: done",
-        "Exercise 3: TensorBoard through an SSH tunnel: done",
-    ], run.stdout
+    assert summary(run.stdout) == [f"{FIRST.heading}: done", f"{SECOND.heading}: done", f"{THIRD.heading}: done"], \
+        run.stdout
 
 
 def test_a_check_that_could_not_run_is_not_checked_and_fails_the_run(tmp_path: Path) -> None:
-    """Nothing failed, but the tunnel's check could not run: that exercise is not done, and the run must say so."""
-    run = run_checks(tmp_path, "--target", "exercises", tree=ROOT / "solutions", SELFCHECK_NO_SSHD="1")
+    """Nothing failed, but the third check could not run: that exercise is not done, and the run must say so."""
+    run = run_checks(tmp_path, "--target", "exercises", tree=ROOT / "solutions", SELFCHECK_SKIP="1")
     assert run.returncode == 1, run.stdout + run.stderr
     assert summary(run.stdout)[:3] == [
-        "Exercise 1: matrix multiply: done",
-        "Exercise 2: cat classifier: done",
-        "Exercise 3: TensorBoard through an SSH tunnel: not checked: `/usr/sbin/sshd` not found: install the Debian "
-        "package openssh-server",
+        f"{FIRST.heading}: done", f"{SECOND.heading}: done", f"{THIRD.heading}: not checked: {SKIPPED}",
     ], run.stdout
 
 
 def test_long_tracebacks_come_back_on_request(tmp_path: Path) -> None:
-    run = run_checks(tmp_path, "--target", "exercises", "--tb=long", "-k", "matrix")
+    run = run_checks(tmp_path, "--target", "exercises", "--tb=long", "-k", Path(FIRST.tests[0]).stem)
     assert "Traceback" in run.stdout and "NotImplementedError" in run.stdout, run.stdout
-    assert "Exercise 1: matrix multiply: not done: TODO: create two random" in run.stdout
+    assert f"{FIRST.heading}: not done: {TODO}" in run.stdout
 
 
 def test_solutions_mode_has_no_student_summary(tmp_path: Path) -> None:
@@ -142,15 +134,14 @@ def test_solutions_mode_has_no_student_summary(tmp_path: Path) -> None:
     assert "Your exercises" not in run.stdout and "3 passed, 1 deselected" in run.stdout, run.stdout
 
 
-def test_the_real_matrix_checks_report_not_done_for_the_untouched_exercise() -> None:
-    """The project's own tests/test_matrix.py, run as a student would: `pytest --target exercises -k matrix`."""
-    require((ROOT / "tests" / "test_matrix.py").is_file(), "tests/test_matrix.py is not there yet")
+def test_the_first_exercises_own_checks_report_not_done_for_the_untouched_exercise() -> None:
+    """The first exercise's real test module, run as a student would: `pytest --target exercises tests/test_X.py`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--target", "exercises",
-                          "tests/test_matrix.py"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+                          FIRST.tests[0]], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert run.returncode == 1, run.stdout + run.stderr
     lines = summary(run.stdout)
-    assert lines and lines[0].startswith("Exercise 1: matrix multiply: not done: TODO"), run.stdout
+    assert lines and lines[0].startswith(f"{FIRST.heading}: not done: TODO"), run.stdout
     assert "Traceback" not in run.stdout, run.stdout
 
 
@@ -159,11 +150,11 @@ def test_the_real_matrix_checks_report_not_done_for_the_untouched_exercise() -> 
     ("Traceback ...\nNotImplementedError: TODO: set `path` to untar_data(URLs.PETS) / 'images'\n",
      "TODO: set `path` to untar_data(URLs.PETS) / 'images'"),
     # a check that needs an earlier exercise names that first, not the earlier exercise's TODO
-    ("Failed: first finish exercise 2: TensorBoard shows the logs of its training run, which failed\n"
-     "NotImplementedError: TODO: is_cat() must return True\n",
-     "first finish exercise 2: TensorBoard shows the logs of its training run, which failed"),
+    ("Failed: first finish exercise 2: the logs of its training run, which failed\n"
+     "NotImplementedError: TODO: the label function must return True\n",
+     "first finish exercise 2: the logs of its training run, which failed"),
     # a TODO quoted in a source line: the code's closing quote and bracket go
-    ('    raise SystemExit("TODO: write the tunnel command")\n', "TODO: write the tunnel command"),
+    ('    raise SystemExit("TODO: write the ssh command")\n', "TODO: write the ssh command"),
 ])
 def test_what_is_missing_is_one_whole_line(text: str, line: str) -> None:
     from harness.selfcheck import what_is_missing
@@ -175,12 +166,12 @@ def test_what_is_missing_is_one_whole_line(text: str, line: str) -> None:
     ("AssertionError: assert 0.0 > 0", "", "the check 'gpu version prints its speed' failed (run with --tb=long to "
      "see why)"),
     # a library's words (torch.testing) where the student's file raised: that file's line and its exception
-    ("Tensor-likes are not close!", 'Traceback (most recent call last):\n  File "/c/exercises/matrix.py", line 12, '
+    ("Tensor-likes are not close!", 'Traceback (most recent call last):\n  File "/c/exercises/product.py", line 12, '
      'in <module>\n    product = first @ second[:2]\nRuntimeError: mat1 and mat2 shapes cannot be multiplied\n',
-     "matrix.py:12 raised RuntimeError: mat1 and mat2 shapes cannot be multiplied"),
+     "product.py:12 raised RuntimeError: mat1 and mat2 shapes cannot be multiplied"),
     # a check's own message stays as it is
-    ("AssertionError: matrix.py printed the element-wise product (first * second)\nassert not [...]", "",
-     "matrix.py printed the element-wise product (first * second)"),
+    ("AssertionError: product.py printed the element-wise product (first * second)\nassert not [...]", "",
+     "product.py printed the element-wise product (first * second)"),
 ])
 def test_raw_python_never_reaches_the_student(crash: str, text: str, line: str) -> None:
     from harness.selfcheck import what_is_missing

@@ -1,13 +1,17 @@
 """Site profiles: the shipped ones load, and every broken one is one line naming the file and the key."""
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from harness import sites
+from harness.exercises import cluster_jobs
 from harness.sites import SiteError
 
 SHIPPED = sites.SITES_DIR
+# A cluster job that declares keys of its own, and one of them: the nested-key tests use it, whichever it is
+OWN_JOB, OWN_KEY = next((name, key) for name, (_, job) in cluster_jobs().items() for key in job.settings)
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -24,70 +28,85 @@ def good_profile(**changes: str) -> str:
     return text
 
 
+def without_jobs(text: str) -> str:
+    """A profile's text without its [jobs.*] tables, so that a test can add its own."""
+    return re.split(r"^\[jobs\.", text, maxsplit=1, flags=re.MULTILINE)[0]
+
+
 def one_line(error: pytest.ExceptionInfo) -> str:
     message = str(error.value)
     assert "\n" not in message
     return message
 
 
-def test_shipped_profiles_load_with_the_course_settings():
-    jureca = sites.load(SHIPPED / "jureca-dc.toml")
-    assert (jureca.account, jureca.partition, jureca.reservation) == ("training2441", "dc-gpu", "training2441")
-    assert jureca.gpus_per_node == 4 and jureca.gpus_real and jureca.cpus_per_task == 128
-    assert jureca.setup[1:3] == ["module load Stages/2024", "module load GCC OpenMPI PyTorch"]
-    assert "activate.sh" in jureca.setup[3]
-    activate = 'export PROJECT="$PROJECT_training2441" SCRATCH="$SCRATCH_training2441"'  # jutil env activate's two
-    assert jureca.setup[0] == activate and jureca.venv_setup[0] == activate, "caches and pip's cache go to $SCRATCH"
-    assert jureca.job("cats").values["error_rate_max"] == 0.02
-    assert "--reservation=training2441" in jureca.sbatch_options()
-    assert "--cpus-per-task=1" in jureca.sbatch_options("matrix") and "--cpus-per-task=128" in jureca.sbatch_options("cats")
+def load_error(path: Path) -> str:
+    """The one line harness.sites says about the profile at `path` (it must refuse it)."""
+    with pytest.raises(SiteError) as error:
+        sites.load(path)
+    return one_line(error)
+
+
+@pytest.mark.parametrize("name", sites.available())
+def test_each_shipped_profile_puts_its_own_values_on_every_jobs_command_line(name):
+    """What a profile says reaches sbatch: its partition, account and reservation, and per job the cores of its
+    [jobs.<name>] table (else the profile's), for every cluster job of the registry."""
+    site = sites.load(SHIPPED / f"{name}.toml")
+    raw = tomllib.loads((SHIPPED / f"{name}.toml").read_text())
+    for job in cluster_jobs():
+        options = site.sbatch_options(job)
+        cores = raw.get("jobs", {}).get(job, {}).get("cpus_per_task", raw["cpus_per_task"])
+        wanted = [f"--partition={raw['partition']}", f"--cpus-per-task={cores}"]
+        wanted += [f"--{key}={raw[key]}" for key in ("account", "reservation") if raw[key]]
+        assert all(option in options for option in wanted), f"{name}, job {job}: {options} lacks one of {wanted}"
+
+
+def test_the_local_cluster_has_teeth():
+    """A GPU job with more than one core on the local cluster, so that the cores check (SRUN_CPUS_PER_TASK) can
+    fail there; and stand-in GPUs, so that torch's view is never taken for a real GPU."""
     local = sites.load(SHIPPED / "local.toml")
-    assert not local.gpus_real and local.caches.prepare == "minipets" and local.job("cats").values["error_rate_max"] <= 0.1
-    assert local.job("cats").env == {"EPOCHS": "3", "SIZE": "32"} and local.account == "training2441"
-    assert local.job("cats").cpus_per_task == 2, "the local cat job needs more than one core, so the check has teeth"
+    cores = {name: local.job(name).cpus_per_task for name, (_, job) in cluster_jobs().items() if job.gpus}
+    assert max(cores.values()) > 1, f"every local GPU job runs on one core ({cores}): the cores check cannot fail"
+    assert not local.gpus_real and local.caches.prepare == "minipets"
+
+
+def test_jureca_activates_the_project_before_every_login_step():
+    """jutil env activate's two variables first, in the set-up of the jobs and of the venv: the caches and pip's
+    cache then go to $SCRATCH, never to the home with its 10,000 files."""
+    jureca = sites.load(SHIPPED / "jureca-dc.toml")
+    first = jureca.setup[0]
+    assert first.startswith("export PROJECT=") and "SCRATCH=" in first and jureca.venv_setup[0] == first
 
 
 def test_missing_key_names_file_and_key(tmp_path):
     path = write(tmp_path, "broken", good_profile(partition=""))
-    with pytest.raises(SiteError) as error:
-        sites.load(path)
-    assert one_line(error) == f"{path}: missing key `partition`"
+    assert load_error(path) == f"{path}: missing key `partition`"
 
 
 def test_misspelt_key_suggests_the_right_one(tmp_path):
     path = write(tmp_path, "typo", good_profile(reservation='reservaton = "training2441"'))
-    with pytest.raises(SiteError) as error:
-        sites.load(path)
-    assert one_line(error) == f"{path}: unknown key `reservaton` (did you mean `reservation`?)"
+    assert load_error(path) == f"{path}: unknown key `reservaton` (did you mean `reservation`?)"
 
 
 def test_misspelt_nested_key_names_its_table(tmp_path):
-    text = good_profile().replace("error_rate_max = 0.1", "error_rate_maxi = 0.1")
+    text = without_jobs(good_profile()) + f"\n[jobs.{OWN_JOB}]\n{OWN_KEY}i = 1\n"
     path = write(tmp_path, "nested", text)
-    with pytest.raises(SiteError) as error:
-        sites.load(path)
-    assert one_line(error) == f"{path}: unknown key `jobs.cats.error_rate_maxi` (did you mean `jobs.cats.error_rate_max`?)"
+    assert load_error(path) == (f"{path}: unknown key `jobs.{OWN_JOB}.{OWN_KEY}i` "
+                               f"(did you mean `jobs.{OWN_JOB}.{OWN_KEY}`?)")
 
 
 def test_unknown_job_names_the_known_ones(tmp_path):
-    path = write(tmp_path, "jobs", good_profile() + "\n[jobs.catz]\nenv = {}\n")
-    with pytest.raises(SiteError) as error:
-        sites.load(path)
-    assert one_line(error) == f"{path}: unknown job `jobs.catz` (did you mean `jobs.cats`?)"
+    path = write(tmp_path, "jobs", without_jobs(good_profile()) + f"\n[jobs.{OWN_JOB}z]\nenv = {{}}\n")
+    assert load_error(path) == f"{path}: unknown job `jobs.{OWN_JOB}z` (did you mean `jobs.{OWN_JOB}`?)"
 
 
 def test_job_knobs_must_be_strings(tmp_path):
-    path = write(tmp_path, "knobs", good_profile().replace('env = { EPOCHS = "3", SIZE = "32" }', 'env = { EPOCHS = 3 }'))
-    with pytest.raises(SiteError) as error:
-        sites.load(path)
-    assert one_line(error) == f'{path}: key `jobs.cats.env` must map names to strings (quote numbers: "2")'
+    path = write(tmp_path, "knobs", without_jobs(good_profile()) + f"\n[jobs.{OWN_JOB}]\nenv = {{ EPOCHS = 3 }}\n")
+    assert load_error(path) == f'{path}: key `jobs.{OWN_JOB}.env` must map names to strings (quote numbers: "2")'
 
 
 def test_wrong_type_is_one_line(tmp_path):
     path = write(tmp_path, "typed", good_profile(cpus_per_task='cpus_per_task = "two"'))
-    with pytest.raises(SiteError) as error:
-        sites.load(path)
-    assert "`cpus_per_task` must be an integer, not 'two'" in one_line(error)
+    assert "`cpus_per_task` must be an integer, not 'two'" in load_error(path)
 
 
 def test_unknown_site_lists_the_profiles(tmp_path):
@@ -164,6 +183,6 @@ def test_jureca_keeps_code_in_project_and_data_in_scratch_never_in_the_home(monk
     monkeypatch.setenv("SCRATCH_training2441", "/p/scratch/training2441")
     site = sites.load(SHIPPED / "jureca-dc.toml")
     assert site.expand(site.course_venv).startswith("/p/project1/training2441/student/")
-    data = [site.caches.fastai_home, site.caches.torch_home, site.job("loaders").values["packed_dir"],
-            site.job("ddp").values["packed_dir"]]
+    data = [site.caches.fastai_home, site.caches.torch_home]
+    data += [value for name in cluster_jobs() for key, value in site.job(name).values.items() if key.endswith("_dir")]
     assert all(site.expand(path).startswith("/p/scratch/training2441/student/") for path in data), data

@@ -85,7 +85,7 @@ from harness.coursecheck import WORK
 from harness.bookcommands import (Command, Step, block_commands, check_commands, example_job_ids, student_steps,
                                   with_job_id)
 from harness.course_copy import copy_course
-from harness.localcluster import LocalCluster, clean_env
+from harness.localcluster import LocalCluster, submit_env
 from harness.requires import require
 from harness.slurm import tail
 
@@ -216,7 +216,7 @@ def sbatch_wrapper(folder: Path, site: sites.Site, real_sbatch: str) -> Path:
 
 def student_env(home: Path, bin_folder: Path) -> dict[str, str]:
     """A login shell's environment: the scratch HOME, no Lmod, no project venv, nothing of the test's own Slurm."""
-    env = {name: value for name, value in clean_env().items()
+    env = {name: value for name, value in submit_env().items()
            if name not in NOT_THE_STUDENTS and not name.startswith(NOT_THE_STUDENTS_PREFIXES)}
     path = [p for p in env.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(os.pathsep)
             if p and not p.startswith(str(ROOT / ".venv"))]

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import tunnel as parts
-from harness.exercises.tunnel import exec_problems, require_ssh_parts, taken_port_problems
+from harness import processes
+from harness.exercises.tunnel import parts
+from harness.exercises.tunnel.checks import exec_problems, require_ssh_parts, taken_port_problems
 from harness.requires import require
 
 SCRIPTS = {"tensorboard.sh": [], "tunnel.sh": ["student@127.0.0.1"]}  # each with the arguments a student gives
@@ -23,20 +24,20 @@ LOSS_TAG = "train_loss"  # what fastai's TensorBoardCallback calls the smoothed 
 
 
 def get_json(port: int, path: str) -> object:
-    status, body = parts.http_get(f"http://127.0.0.1:{port}{path}")
+    status, body = processes.http_get(f"http://127.0.0.1:{port}{path}")
     assert status == 200, f"GET {path} answered {status}: {body[:200]!r}"
     return json.loads(body)
 
 
-def test_dashboard_page_answers_through_the_tunnel(tunnel: parts.Running) -> None:
-    status, body = parts.http_get(f"http://127.0.0.1:{tunnel.port}/")
+def test_dashboard_page_answers_through_the_tunnel(tunnel: processes.Running) -> None:
+    status, body = processes.http_get(f"http://127.0.0.1:{tunnel.port}/")
     assert status == 200, f"the tunnel's local port answered HTTP {status}, not TensorBoard's page (200)"
     assert b"<title>TensorBoard</title>" in body, "the tunnel's local port answers, but not with TensorBoard's page: " \
         "does tunnel.sh forward LOCAL_PORT to localhost:REMOTE_PORT on the login node?"
 
 
-def test_scalars_api_lists_the_training_loss_through_the_tunnel(tunnel: parts.Running,
-                                                                tensorboard_server: parts.Running) -> None:
+def test_scalars_api_lists_the_training_loss_through_the_tunnel(tunnel: processes.Running,
+                                                                tensorboard_server: processes.Running) -> None:
     tags = get_json(tunnel.port, "/data/plugin/scalars/tags")
     runs = sorted(run for run, run_tags in tags.items() if LOSS_TAG in run_tags)
     assert runs, f"no run has the tag {LOSS_TAG!r}; TensorBoard lists {tags}"
@@ -51,12 +52,12 @@ def test_scalars_api_lists_the_training_loss_through_the_tunnel(tunnel: parts.Ru
         "the tunnel carries other figures than TensorBoard serves on the login node"
 
 
-def test_tensorboard_listens_on_loopback_only(tensorboard_server: parts.Running) -> None:
+def test_tensorboard_listens_on_loopback_only(tensorboard_server: processes.Running) -> None:
     port = tensorboard_server.port
-    assert parts.listening_addresses(port) == {"127.0.0.1"}, \
-        f"TensorBoard listens on {parts.listening_addresses(port)}: on a shared login node use --host 127.0.0.1"
-    for address in parts.non_loopback_addresses():
-        assert not parts.accepts(port, address), f"TensorBoard answers on {address}:{port}, open to other users"
+    assert processes.listening_addresses(port) == {"127.0.0.1"}, \
+        f"TensorBoard listens on {processes.listening_addresses(port)}: on a shared login node use --host 127.0.0.1"
+    for address in processes.non_loopback_addresses():
+        assert not processes.accepts(port, address), f"TensorBoard answers on {address}:{port}, open to other users"
 
 
 def tensorboard_keeps_its_port_after_a_kill(script: Path, logdir: Path, tmp_path: Path) -> bool:
@@ -87,9 +88,9 @@ def test_tunnel_fails_with_one_clear_error_when_sshd_is_down(target_dir: Path, t
     require_ssh_parts()
     with parts.start_sshd(tmp_path / "sshd") as server:
         pass  # started and stopped: its port is now closed
-    assert not parts.accepts(server.port), f"the stopped test sshd still answers on {server.port}"
+    assert not processes.accepts(server.port), f"the stopped test sshd still answers on {server.port}"
     result = subprocess.run(parts.tunnel_command(target_dir / "tunnel.sh", server),
-                            env=parts.tunnel_env(parts.free_port(), parts.free_port()),
+                            env=parts.tunnel_env(processes.free_port(), processes.free_port()),
                             capture_output=True, text=True, timeout=30)
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode != 0, "tunnel.sh reported success with no sshd to talk to"
@@ -98,7 +99,7 @@ def test_tunnel_fails_with_one_clear_error_when_sshd_is_down(target_dir: Path, t
 
 
 def test_tunnel_stops_with_an_error_when_its_local_port_is_taken(target_dir: Path, sshd: parts.SshServer,
-                                                                 tensorboard_server: parts.Running,
+                                                                 tensorboard_server: processes.Running,
                                                                  tmp_path: Path) -> None:
     """The lesson asks tunnel.sh for `-o ExitOnForwardFailure=yes`: with the laptop's port taken (on 127.0.0.1 and
     ::1, every address ssh may use), ssh must stop with its error rather than hang on as a tunnel to nowhere."""
@@ -111,7 +112,7 @@ def test_tunnel_stops_with_an_error_when_its_local_port_is_taken(target_dir: Pat
 
 @pytest.mark.broken_copy
 def test_taken_port_check_catches_a_tunnel_without_exit_on_forward_failure(
-        course_root: Path, sshd: parts.SshServer, tensorboard_server: parts.Running, tmp_path: Path) -> None:
+        course_root: Path, sshd: parts.SshServer, tensorboard_server: processes.Running, tmp_path: Path) -> None:
     source = (course_root / "solutions" / "tunnel.sh").read_text()
     option = "-o ExitOnForwardFailure=yes "
     assert option in source, f"solutions/tunnel.sh no longer contains {option!r}: update this broken copy"
@@ -126,26 +127,26 @@ def test_taken_port_check_catches_a_tunnel_without_exit_on_forward_failure(
 def test_every_started_process_is_gone_afterwards_even_when_a_test_fails(
         target_dir: Path, tensorboard_logdir: Path, tmp_path: Path) -> None:
     require_ssh_parts()
-    runs: list[parts.Running] = []
+    runs: list[processes.Running] = []
     with pytest.raises(RuntimeError, match="a failing test"):
         with parts.start_sshd(tmp_path / "sshd") as server, \
                 parts.start_tensorboard(target_dir / "tensorboard.sh", tensorboard_logdir,
                                         log=tmp_path / "tensorboard.log") as board, \
                 parts.start_tunnel(target_dir / "tunnel.sh", server, board.port, log=tmp_path / "tunnel.log") as tube:
-            assert parts.http_get(f"http://127.0.0.1:{tube.port}/")[0] == 200, "the tunnel carries no page"
-            server.run.group_pids |= parts.family(server.run.pid)  # sshd's child serving the tunnel, too
+            assert processes.http_get(f"http://127.0.0.1:{tube.port}/")[0] == 200, "the tunnel carries no page"
+            server.run.group_pids |= processes.family(server.run.pid)  # sshd's child serving the tunnel, too
             runs = [server.run, board, tube]
             # group_pids also holds short-lived helpers seen at start (a wrapper's own checks): count the living
-            alive = {pid for run in runs for pid in run.group_pids if parts.pid_alive(pid)}
+            alive = {pid for run in runs for pid in run.group_pids if processes.pid_alive(pid)}
             assert len(alive) >= 5, f"only {len(alive)} processes alive: sshd + its session, tensorboard + " \
                 "its data server, ssh"
-            assert all(parts.pid_alive(run.pid) for run in runs), "a started process died before the test ended"
+            assert all(processes.pid_alive(run.pid) for run in runs), "a started process died before the test ended"
             raise RuntimeError("a failing test")
-    left = {run.name: sorted(pid for pid in run.group_pids if parts.pid_alive(pid)) for run in runs}
+    left = {run.name: sorted(pid for pid in run.group_pids if processes.pid_alive(pid)) for run in runs}
     assert not any(left.values()), f"still running after teardown: {left}"
     assert all(run.proc.returncode is not None for run in runs), "a started process was not waited for"
     for port in (server.port, board.port, tube.port):
-        assert not parts.accepts(port), f"something still listens on {port}"
+        assert not processes.accepts(port), f"something still listens on {port}"
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -168,8 +169,8 @@ def test_untouched_exercise_exits_with_one_todo_line(course_root: Path, tmp_path
     """What `pytest --target exercises` shows a student who has not started: one line saying what to do."""
     script = course_root / "exercises" / name
     require(_untouched(script), f"exercises/{name} has been worked on (`pytest --target exercises` checks it)")
-    env = parts.env_with_venv({"LOGDIR": str(tmp_path), "PORT": str(parts.free_port()),
-                               "LOCAL_PORT": str(parts.free_port()), "REMOTE_PORT": str(parts.free_port())})
+    env = parts.env_with_venv({"LOGDIR": str(tmp_path), "PORT": str(processes.free_port()),
+                               "LOCAL_PORT": str(processes.free_port()), "REMOTE_PORT": str(processes.free_port())})
     result = subprocess.run(["bash", str(script), *SCRIPTS[name]], env=env, capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 3, result
@@ -211,18 +212,18 @@ def test_ssh_config_example_keeps_the_tunnel_out_of_the_login_entry(course_root:
 
 
 def test_ssh_config_example_is_the_same_tunnel(course_root: Path, sshd: parts.SshServer,
-                                               tensorboard_server: parts.Running, tmp_path: Path) -> None:
+                                               tensorboard_server: processes.Running, tmp_path: Path) -> None:
     """The `~/.ssh/config` form from the book, pointed at the test sshd, carries TensorBoard like tunnel.sh, and a
     second login (`ssh jureca`) works while the tunnel holds its port.
 
     The broken copy, the tunnel's LocalForward in the `jureca` entry as the course had it, makes that second login
     fail with ssh's "Could not request local forwarding" (ExitOnForwardFailure), which is why the entries are apart."""
     example = (course_root / "solutions" / "ssh_config.example").read_text()
-    local_port = parts.free_port()
+    local_port = processes.free_port()
     (tmp_path / "config").write_text(_example_for(example, sshd, local_port, tensorboard_server.port))
     login = ["ssh", "-F", str(tmp_path / "config"), "jureca", "true"]
-    with parts.started("ssh -N jureca-tunnel", ["ssh", "-F", str(tmp_path / "config"), "-N", "jureca-tunnel"],
-                       tmp_path / "ssh.log", lambda: parts.answers_http(f"http://127.0.0.1:{local_port}/"),
+    with processes.started("ssh -N jureca-tunnel", ["ssh", "-F", str(tmp_path / "config"), "-N", "jureca-tunnel"],
+                       tmp_path / "ssh.log", lambda: processes.answers_http(f"http://127.0.0.1:{local_port}/"),
                        timeout=30):
         assert LOSS_TAG in json.dumps(get_json(local_port, "/data/plugin/scalars/tags")), \
             "the ssh_config tunnel does not carry TensorBoard's training loss"

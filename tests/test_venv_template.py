@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.localcluster import LocalCluster, clean_env
+from harness.localcluster import LocalCluster, submit_env
 from harness.report import report_env
 from harness.requires import require
 
@@ -38,7 +38,7 @@ bash {copy}/setup.sh
     cluster = LocalCluster()
     try:
         record = cluster.run("--output=out.%j", "--error=err.%j", "--time=00:10:00", script, cwd=folder,
-                             env=report_env(None, offline=True, base=clean_env()), timeout_s=600)
+                             env=report_env(None, offline=True, base=submit_env()), timeout_s=600)
         yield copy, record, output_of(folder, record["JobId"])
     finally:
         cluster.cancel_all()
@@ -96,7 +96,7 @@ def test_fastai_script_activates_the_venv(built_venv, local_slurm: LocalCluster,
         "print('fastai=' + fastai.__version__)\n"
         "import os; print('epochs=' + os.environ.get('EPOCHS', 'unset'))\n")
     record = local_slurm.run("--cpus-per-task=1", f"--chdir={tmp_path}",
-                             ROOT / "slurm" / "fastai.sbatch", env=clean_env(COURSE_VENV=str(copy), EPOCHS="1"))
+                             ROOT / "slurm" / "fastai.sbatch", env=submit_env(COURSE_VENV=str(copy), EPOCHS="1"))
     job_id = record["JobId"]
     output = "\n".join(p.read_text() for p in (tmp_path / f"output.{job_id}", tmp_path / f"error.{job_id}")
                        if p.exists())
@@ -126,7 +126,7 @@ def test_the_course_venv_runs_day_1_and_day_2_on_the_stage_versions(template: st
     require(modules.is_file(), f"the local cluster's module tree has no {modules.name} (PyTorch 2.1.2): run "
             "slurm/local-cluster/start.sh after building the stage tree")
     done = subprocess.run(["bash", str(ROOT / "tests" / "stage_2024.sh"), str(tmp_path), template],
-                          capture_output=True, text=True, timeout=1200, env=clean_env())
+                          capture_output=True, text=True, timeout=1200, env=submit_env())
     output = done.stdout + done.stderr
     print(output[-3000:])
     if template == "course":

@@ -77,7 +77,7 @@ def screenshot_tensorboard(runs: Path, work: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     from harness.browser import CHROMIUM, CHROMIUM_ARGS, is_local
-    from harness.tunnel import start_sshd, start_tensorboard, start_tunnel
+    from harness.exercises.tunnel.parts import start_sshd, start_tensorboard, start_tunnel
 
     outside: list[str] = []
 
@@ -127,7 +127,8 @@ def show_scalars_only(page) -> None:  # noqa: ANN001 (a Playwright Page)
 def squeue_listing(work: Path) -> None:
     """Queue four of the course's batch jobs on the two-node local cluster as its course user, capture
     `squeue --me` while two run and two wait, cancel all four."""
-    from harness.localcluster import clean_env, cluster_up
+    from harness import slurm
+    from harness.localcluster import submit_env, cluster_up
     from harness.users import as_course_user, course_user
 
     if not cluster_up():
@@ -146,32 +147,35 @@ def squeue_listing(work: Path) -> None:
     knobs = {"jureca-matrix.sbatch": {"SIZE": "4096"},
              "fastai.sbatch": {**caches.env(), "COURSE_VENV": str(venv), "EPOCHS": "1", "SIZE": "32"}}
     scripts = ["jureca-matrix.sbatch", "fastai.sbatch"] if (venv / "venv").is_dir() else ["jureca-matrix.sbatch"]
-    env = clean_env()
-    jobs = []
+    env = submit_env()
+
+    def as_course(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+        """harness.slurm's runner for this picture: Slurm's commands as the course user, without our Lmod."""
+        return subprocess.run(as_course_user(argv), **{"env": env, **kwargs})
+
+    jobs: list[str] = []
     try:
         # Each job asks for a whole local node (its 2 cores): two run, the third waits for a node (Resources),
         # the fourth for its turn behind the third (Priority).
         for script in (scripts * 4)[:4]:
-            done = subprocess.run(as_course_user(["sbatch", "--parsable", "--cpus-per-task=2",
-                                                  str(ROOT / "slurm" / script)]),
-                                  cwd=work, env={**env, **knobs[script]}, capture_output=True, text=True, timeout=60)
-            if done.returncode != 0:
+            done = slurm.run_sbatch(["--cpus-per-task=2", ROOT / "slurm" / script], cwd=work,
+                                    env={**env, **knobs[script]}, runner=as_course)
+            job_id = slurm.job_id_of(done)
+            if job_id is None:
                 raise SystemExit(f"sbatch {script} refused: {done.stderr.strip()}")
-            jobs.append(done.stdout.strip().split(";")[0])
-        command = ["squeue", "--me", "--jobs", ",".join(jobs)]
+            jobs.append(job_id)
+        args = ["--me", "--jobs", ",".join(jobs)]
         deadline = time.monotonic() + 60
-        listing = ""
+        shown = ""
         while time.monotonic() < deadline:
-            listing = subprocess.run(as_course_user(command), env=env, capture_output=True, text=True,
-                                     timeout=30).stdout
-            if len(re.findall(r"\s R\s", listing)) == 2 and "(Resources)" in listing and "(Priority)" in listing:
+            shown = slurm.listing(args, as_course)
+            if len(re.findall(r"\s R\s", shown)) == 2 and "(Resources)" in shown and "(Priority)" in shown:
                 break
             time.sleep(0.5)
     finally:
-        if jobs:
-            subprocess.run(as_course_user(["scancel", *jobs]), env=env, capture_output=True, timeout=60)
+        slurm.scancel(jobs, as_course)
     GENERATED.mkdir(parents=True, exist_ok=True)
-    SQUEUE_TXT.write_text(f"$ {' '.join(command)}\n{listing}")
+    SQUEUE_TXT.write_text(f"$ squeue {' '.join(args)}\n{shown}")
     print(f"wrote {SQUEUE_TXT.relative_to(ROOT)} (jobs {', '.join(jobs)} cancelled)")
 
 

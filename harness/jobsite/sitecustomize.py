@@ -5,9 +5,11 @@ loads this module at start-up. Students never see it; their scripts stay the cou
 each switched on by an environment variable:
 
 COURSE_REPORT_DIR=DIR  at exit, write DIR/report-<host>-<pid>.json: what the process got (cores it may run on, GPUs
-                       Slurm gave it, its host, its Slurm and torch.distributed ranks), the internet it tried to
-                       reach, the uncaught exception it died of, the files torch.save wrote, and for a fastai
-                       training its figures (seconds per epoch, images per second, metrics per epoch).
+                       Slurm gave it, its host, its Slurm and torchrun ranks), the internet it tried to reach, the
+                       uncaught exception it died of, the files it wrote; and what the exercises' probes recorded:
+                       each harness/exercises/<key>/probe.py declares HOOKS, after-import hooks called as
+                       hook(module, report, detail) that add their own keys to the report (a fastai training's
+                       figures, torch.distributed's group, torch.save calls, DataLoader passes ...).
 COURSE_OFFLINE=1       refuse every name lookup and connection that leaves this machine, as a compute node without
                        internet does: the stand-in for `unshare -n` where there is no root.
 COURSE_CUDA_STANDIN=1  where torch finds no CUDA (the test cluster's GPUs are stand-ins, a site with gpus_real =
@@ -16,8 +18,8 @@ COURSE_CUDA_STANDIN=1  where torch finds no CUDA (the test cluster's GPUs are st
                        on the CPU, and an ordinal past them fails as CUDA does ("CUDA error: invalid device
                        ordinal"); nccl becomes gloo. So a task that picks a GPU it cannot see fails here as on a
                        GPU node. The report's `cuda_standin` says what the process saw and asked for.
-COURSE_REPORT_DETAIL   more, for the checks that need it (comma-separated): `loaders` records the indices each
-                       PyTorch DataLoader pass handed out (which samples a rank trained on); `reads=GLOB` writes the
+COURSE_REPORT_DETAIL   more, for the checks that need it (comma-separated), handed to the probes too (a probe's
+                       `dataloaders` records the indices each DataLoader pass handed out); `reads=GLOB` writes the
                        name of every file matching GLOB that the process, or a DataLoader worker forked from it,
                        opens, at once, to DIR/read-<host>-<rank>-<pid>.txt (forked workers never reach atexit).
 COURSE_FLOAT64=1       compute in float64: torch's default dtype, and `Tensor.float()` casts to float64. Only for
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import atexit
 import fnmatch
+import glob
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -64,12 +67,8 @@ _report: dict = {
     "rank": {k.lower(): os.environ[k] for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE") if k in os.environ},
     "network": [],
     "exception": None,
-    "saves": [],
-    "dist": None,
-    "fits": [],
     "written": [],  # files the process opened for writing (outside /dev, /proc and the report folder)
     "float64": False,  # with COURSE_FLOAT64=1, once torch computes in float64
-    "loader_passes": [],  # with COURSE_REPORT_DETAIL=loaders: the sample indices of each DataLoader pass
     "cuda_standin": None,  # with COURSE_CUDA_STANDIN=1 and no CUDA: {"devices", "asked", "refused", "backend"}
 }
 
@@ -200,15 +199,6 @@ def _after_urllib_request(request) -> None:
 
 
 def _after_torch(torch) -> None:
-    save = torch.save
-
-    def recorded_save(obj, f, *args, **kwargs):
-        _report["saves"].append({"path": os.path.abspath(str(f)) if isinstance(f, (str, os.PathLike)) else repr(f),
-                                 "rank": os.environ.get("RANK")})
-        return save(obj, f, *args, **kwargs)
-
-    recorded_save.__wrapped__ = save
-    torch.save = recorded_save
     if _CUDA_STANDIN and not torch.cuda.is_available():
         _cuda_standin(torch)
 
@@ -293,15 +283,15 @@ def _cuda_standin(torch) -> None:
             return init("gloo" if str(backend).lower() == "nccl" else backend, *args, **kwargs)
         init_process_group.__wrapped__ = init
         dist.init_process_group = init_process_group
-    ddp = getattr(getattr(torch.nn, "parallel", None), "DistributedDataParallel", None)
-    if ddp is not None:
-        ddp_init = ddp.__init__
+    wrapper = getattr(getattr(torch.nn, "parallel", None), "DistributedDataParallel", None)
+    if wrapper is not None:
+        wrapper_init = wrapper.__init__
 
-        def ddp_on_cpu(self, module, device_ids=None, output_device=None, *args, **kwargs):
+        def wrapper_on_cpu(self, module, device_ids=None, output_device=None, *args, **kwargs):
             for device in list(device_ids or []) + ([output_device] if output_device is not None else []):
                 on_cpu(device)
-            return ddp_init(self, module, None, None, *args, **kwargs)
-        ddp.__init__ = ddp_on_cpu
+            return wrapper_init(self, module, None, None, *args, **kwargs)
+        wrapper.__init__ = wrapper_on_cpu
 
 
 def _after_torch_in_float64(torch) -> None:
@@ -310,101 +300,6 @@ def _after_torch_in_float64(torch) -> None:
     _report["float64"] = True  # the check that compares runs knows the switch took
     if _after_torch_before_float64 is not None:
         _after_torch_before_float64(torch)
-
-
-def _after_torch_distributed(dist) -> None:
-    init = getattr(dist, "init_process_group", None)
-    if init is None:
-        return
-
-    def recorded_init(*args, **kwargs):
-        started = time.time()
-        result = init(*args, **kwargs)
-        try:
-            timeout = kwargs.get("timeout")
-            _report["dist"] = {"backend": str(dist.get_backend()), "rank": dist.get_rank(),
-                               "world_size": dist.get_world_size(), "seconds": round(time.time() - started, 3),
-                               "timeout_s": timeout.total_seconds() if hasattr(timeout, "total_seconds") else None,
-                               "destroyed": False}
-        except Exception:  # noqa: BLE001
-            pass
-        return result
-
-    recorded_init.__wrapped__ = init
-    dist.init_process_group = recorded_init
-    destroy = getattr(dist, "destroy_process_group", None)
-    if destroy is None:
-        return
-
-    def recorded_destroy(*args, **kwargs):
-        result = destroy(*args, **kwargs)
-        if _report["dist"] is not None:
-            _report["dist"]["destroyed"] = True
-        return result
-
-    recorded_destroy.__wrapped__ = destroy
-    dist.destroy_process_group = recorded_destroy
-
-
-def _after_fastai_learner(learner_module) -> None:
-    from fastai.callback.core import Callback
-
-    class CourseFigures(Callback):
-        """Seconds per epoch, training images per second, metrics per epoch: for the harness's verdict."""
-        order = 99  # after the Recorder has written the epoch's values
-
-        def before_fit(self):
-            self.figures = {"epochs": [], "device": str(getattr(self.dls, "device", "")), "train_images": 0,
-                        "train_seconds": 0.0, "metric_names": [], "gpu_name": None}
-            device = getattr(self.dls, "device", None)
-            if device is not None and getattr(device, "type", "") == "cuda":
-                import torch
-                self.figures["gpu_name"] = torch.cuda.get_device_name(device)
-            self.figures["labels"] = self.some_labels()
-            _report["fits"].append(self.figures)
-
-        def some_labels(self, count=40):
-            """[file name, label] of the first training items: what the student's label function made of them."""
-            try:
-                data = self.dls.train_ds
-                vocab = list(self.dls.vocab)
-                return [[os.path.basename(str(data.items[i])), str(vocab[int(data.tls[1][i])])]
-                        for i in range(min(count, len(data.items)))]
-            except Exception:  # noqa: BLE001 (another kind of data set: no labels to show)
-                return []
-
-        def before_epoch(self):
-            self.epoch_started = time.perf_counter()
-
-        def before_train(self):
-            self.train_started = time.perf_counter()
-
-        def after_batch(self):
-            if self.training:
-                self.figures["train_images"] += len(self.learn.yb[0]) if self.learn.yb else 0
-
-        def after_train(self):
-            self.figures["train_seconds"] += time.perf_counter() - self.train_started
-
-        def after_epoch(self):
-            names = [str(n) for n in self.recorder.metric_names]
-            values = self.recorder.log
-            self.figures["metric_names"] = names
-            row = {name: (float(value) if isinstance(value, (int, float)) or hasattr(value, "__float__")
-                          else str(value)) for name, value in zip(names, values) if name not in ("epoch", "time")}
-            row["seconds"] = round(time.perf_counter() - self.epoch_started, 3)
-            self.figures["epochs"].append(row)
-
-    original = learner_module.Learner.__init__
-
-    def init_with_figures(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        try:
-            self.add_cb(CourseFigures())
-        except Exception:  # noqa: BLE001
-            pass
-
-    learner_module.Learner.__init__ = init_with_figures
 
 
 # --- files: what the process wrote, and (on request) which files it read --------------------------------------------
@@ -436,30 +331,34 @@ def _audit(event, args) -> None:
         pass
 
 
-def _after_dataloader(loader_module) -> None:
-    """Each pass over a DataLoader (an epoch) gets a list of the sample indices its sampler handed out."""
-    iterator = loader_module._BaseDataLoaderIter
-    init, reset, next_index = iterator.__init__, iterator._reset, iterator._next_index
+# --- the exercises' probes: harness/exercises/<key>/probe.py ------------------------------------------------------
 
-    def recorded_init(self, loader):
-        _report["loader_passes"].append([])
-        return init(self, loader)
-
-    def recorded_reset(self, loader, first_iter=False):  # persistent workers start the next pass here
-        if not first_iter:
-            _report["loader_passes"].append([])
-        return reset(self, loader, first_iter)
-
-    def recorded_next_index(self):
-        index = next_index(self)
+def _probes() -> dict:
+    """What the exercises ask to be recorded: the HOOKS of every harness/exercises/<key>/probe.py (module name ->
+    hook(module, report, detail)), loaded by file so that no harness package is imported into the program."""
+    found: dict = {}
+    pattern = os.path.join(os.path.dirname(_HERE), "exercises", "*", "probe.py")
+    for number, path in enumerate(sorted(glob.glob(pattern))):
         try:
-            _report["loader_passes"][-1].extend(int(i) for i in (index if isinstance(index, (list, tuple))
-                                                                 else [index]))
-        except Exception:  # noqa: BLE001
+            spec = importlib.util.spec_from_file_location(f"_course_probe_{number}", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            for name, hook in module.HOOKS.items():
+                found.setdefault(name, []).append(hook)
+        except Exception:  # noqa: BLE001 (a broken probe records nothing; the program runs on)
             pass
-        return index
+    return found
 
-    iterator.__init__, iterator._reset, iterator._next_index = recorded_init, recorded_reset, recorded_next_index
+
+def _with_probes(first, probes: list):
+    """One after-import hook: the watcher's own (if any), then each probe with the report and the details asked."""
+    def hook(module) -> None:
+        for each in ([first] if first is not None else []) + [lambda m, p=p: p(m, _report, _DETAIL) for p in probes]:
+            try:
+                each(module)
+            except Exception:  # noqa: BLE001
+                pass
+    return hook
 
 
 # --- at exit: the report ------------------------------------------------------------------------------------------
@@ -472,12 +371,6 @@ def _excepthook(kind, value, traceback) -> None:
 def _write_report() -> None:
     try:
         _report["ended"] = time.time()
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            try:
-                _report["torch_gpus"] = torch.cuda.device_count()
-            except Exception:  # noqa: BLE001
-                _report["torch_gpus"] = None
         os.makedirs(_REPORT_DIR, exist_ok=True)
         path = os.path.join(_REPORT_DIR, f"report-{_report['host']}-{_report['pid']}.json")
         with open(path + ".part", "w") as out:
@@ -512,10 +405,9 @@ if _OFFLINE:
     # as on a node without network ("Temporary failure in name resolution"), not at the dead proxy.
     _hooks["urllib.request"] = _after_urllib_request
 if _REPORT_DIR:
-    _hooks.update({"torch": _after_torch, "torch.distributed": _after_torch_distributed,
-                   "fastai.learner": _after_fastai_learner})
-    if "loaders" in _DETAIL:
-        _hooks["torch.utils.data.dataloader"] = _after_dataloader
+    _hooks["torch"] = _after_torch
+    for _name, _hooked in _probes().items():
+        _hooks[_name] = _with_probes(_hooks.get(_name), _hooked)
 elif _CUDA_STANDIN:
     _hooks["torch"] = lambda torch: None if torch.cuda.is_available() else _cuda_standin(torch)
 if _FLOAT64:

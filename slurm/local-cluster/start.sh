@@ -22,9 +22,11 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 STATE=${COURSE_SLURM_STATE:-/tmp/course-slurm}
 CLUSTER=course-local
-RESERVATION=training2441
-ACCOUNT=training2441
-PARTITION=dc-gpu
+source "$HERE/profile.sh"  # the values the harness reads too, from slurm/sites/local.toml
+RESERVATION=$(profile_value reservation)
+ACCOUNT=$(profile_value account)
+PARTITION=$(profile_value partition)
+GPUS=$(profile_value gpus_per_node)
 NODES=(dc01 dc02)
 COURSE_USER=course   # always a course user, also when nobody ran this through sudo
 WAIT_S=${COURSE_SLURM_WAIT_S:-90}
@@ -245,7 +247,8 @@ render() {  # render TEMPLATE DEST: fill in the @NAME@ placeholders; false when 
         -e "s|@LMOD_INIT@|$LMOD_INIT|g" -e "s|@MODULEROOT@|$STATE/modulefiles|g" \
         -e "s|@GCC_VERSION@|$GCC_VERSION|g" -e "s|@MPI_VERSION@|$MPI_VERSION|g" \
         -e "s|@PY_VERSION@|$PY_VERSION|g" -e "s|@TORCH_VERSION@|$TORCH_VERSION|g" \
-        -e "s|@VISION_VERSION@|$VISION_VERSION|g" \
+        -e "s|@VISION_VERSION@|$VISION_VERSION|g" -e "s|@PARTITION@|$PARTITION|g" -e "s|@GPUS@|$GPUS|g" \
+        -e "s|@LAST_GPU@|$((GPUS - 1))|g" \
         -e "s|@PYTHON_BIN@|$STATE/python-bin|g" -e "s|@VENV_SITE@|$VENV_SITE|g" "$1" >"$2.new"
     if [[ -f $2 ]] && cmp -s "$2.new" "$2"; then rm -f "$2.new"; return 1; fi
     mv "$2.new" "$2"
@@ -269,9 +272,9 @@ chmod 755 "$STATE/node-bin" "$STATE/node-bin/nvidia-smi"
 # An empty plugstack.conf beside slurm.conf keeps the daemons from reading one meant for another cluster.
 : >"$STATE/etc/plugstack.conf"
 
-# The "GPUs": per node four character devices with the numbers of /dev/null.
+# The "GPUs": per node gpus_per_node (4) character devices with the numbers of /dev/null.
 for node in "${NODES[@]}"; do
-    for i in 0 1 2 3; do
+    for ((i = 0; i < GPUS; i++)); do
         dev=$STATE/dev/$node/nvidia$i
         [[ -c $dev ]] || mknod "$dev" c 1 3 || die "mknod $dev failed"
     done
@@ -482,7 +485,7 @@ elif [[ ! $resv =~ (^| )Users=$USERS_CSV( |$) ]]; then
     say "reservation $RESERVATION now for $USERS_CSV"
 fi
 
-say "cluster is up: nodes ${NODES[*]} ($(node_state dc01), $(node_state dc02)), partition $PARTITION, gres gpu:4 each," \
+say "cluster is up: nodes ${NODES[*]} ($(node_state dc01), $(node_state dc02)), partition $PARTITION, gres gpu:$GPUS each," \
     "account and reservation $RESERVATION for $USERS_CSV"
 say "state, logs and configuration: $STATE (slurm.conf linked from $SYSTEM_CONF)"
 say "use it as the course user:  runuser -u $COURSE_USER -- sbatch --chdir=DIR slurm/jureca-matrix.sbatch;" \

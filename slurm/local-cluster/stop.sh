@@ -9,7 +9,9 @@
 set -euo pipefail
 
 STATE=${COURSE_SLURM_STATE:-/tmp/course-slurm}
-RESERVATION=training2441
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HERE/profile.sh"  # the reservation, from slurm/sites/local.toml
+RESERVATION=$(profile_value reservation)
 SYSTEM_CONF=/etc/slurm/slurm.conf
 HOSTS=/etc/hosts
 HOSTS_BEGIN="# >>> course local Slurm cluster: written by slurm/local-cluster/start.sh, removed by stop.sh >>>"

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 from bench.report import Check, Part, Skipped
+from harness.exercises import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
 FORMATS = ("jpeg-folder", "hdf5", "arrow", "lmdb")
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
@@ -118,7 +118,7 @@ def can_drop_caches() -> str:
 
 
 def child(fmt: str, path: Path, workers: int, strace_log: Path | None = None) -> dict:
-    argv = [sys.executable, "-m", "bench.loader_formats", "pass", fmt, str(path), str(workers)]
+    argv = [sys.executable, "-m", "harness.exercises.formats.bench", "pass", fmt, str(path), str(workers)]
     if strace_log is not None:
         argv = ["strace", "-f", "-qq", "-e", "trace=open,openat", "-o", str(strace_log), *argv]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
@@ -233,5 +233,5 @@ if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "pass":
         print("PASS " + json.dumps(one_pass(sys.argv[2], sys.argv[3], int(sys.argv[4]))), flush=True)
     else:
-        sys.exit("usage: python -m bench.loader_formats pass FORMAT PATH WORKERS (one pass; the part runs from "
+        sys.exit("usage: python -m harness.exercises.formats.bench pass FORMAT PATH WORKERS (one pass; the part runs from "
                  "python -m bench)")

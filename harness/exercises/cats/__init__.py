@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from harness import minipets
-from harness.exercises import ClusterJob, Exercise
+from harness.exercises import BenchPart, ClusterJob, Exercise
+from harness.exercises.cats.fits import fit_of
 from harness.offline import Ran, run_program
 from harness.once import once_per_run
 
@@ -154,6 +155,16 @@ def site_caches(run) -> Caches:
                   Path(site.expand(site.caches.torch_home) or default / "torch"))
 
 
+def site_pictures(run) -> Path:
+    """The real Pets pictures that `python cats.py --prefetch` (exercise 2b) downloaded into the site's caches:
+    what the day-2 exercises pack and read on a real cluster."""
+    images = site_caches(run).images
+    if not any(images.glob("*.jpg")):
+        raise RuntimeError(f"no Pets pictures in {images}: run `python cats.py --prefetch` on the login node first "
+                           "(exercise 2b)")
+    return images
+
+
 def prepare_caches(run, workdir: Path) -> dict[str, str]:
     """The login-node step: the data set and the weights into the caches the job reads, as the site says."""
     site, caches = run.site, site_caches(run)
@@ -168,7 +179,7 @@ def prepare_caches(run, workdir: Path) -> dict[str, str]:
 
 def check_cats_job(result) -> tuple[dict, list[str]]:
     """The training's figures from the reporter; the bar of the site; the model and the TensorBoard logs."""
-    fits = [r.fit for r in result.reports if r.fit is not None]
+    fits = [fit for fit in map(fit_of, result.reports) if fit is not None]
     if not fits:
         return {}, ["cats.py did not train: its report holds no fastai training"]
     fit = fits[-1]
@@ -194,9 +205,11 @@ def check_cats_job(result) -> tuple[dict, list[str]]:
 
 EXERCISE = Exercise(
     key="cats", number=2, title="cat classifier", day=1, lesson="book/cats.md",
-    programs=("cats.py",), tests=("tests/test_cats.py",),
+    programs=("cats.py",), tests=("tests/test_cats.py",), wait_target_s=60.0,
+    bench_parts=(BenchPart("data-pipeline", "harness.exercises.cats.bench", {
+        "images": (int, 1480, "stand-in images (default 1480)"), "size": (int, 224, "Resize side (default 224)"),
+        "batch_size": (int, 64, "batch size (default 64)")}),),
     cluster_jobs=(ClusterJob(name="cats", sbatch="fastai.sbatch", programs=("cats.py",), check=check_cats_job,
                              needs_venv=True, prepare=prepare_caches, settings={"error_rate_max": (float, 0.02)},
-                             figures={"seconds_per_epoch": "lower", "images_per_second": "higher"},
-                             cost="1 node, about 5 min"),),
+                             figures={"seconds_per_epoch": "lower", "images_per_second": "higher"}),),
 )

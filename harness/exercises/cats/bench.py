@@ -19,8 +19,8 @@ import types
 from pathlib import Path
 
 from bench.report import Check, Part, Skipped
+from harness.exercises import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 CATS = ROOT / "solutions" / "cats.py"
 TARGET_SHARE = 0.8
 PETS_SIZE = (500, 375)  # width, height of a typical Oxford-IIIT Pet photo

@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 
 from bench.report import Check, Part, Skipped
+from harness.exercises import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
 TARGET_EFFICIENCY = 0.8  # of 2 processes on one node, which has the 2 cores it needs
 
@@ -37,17 +37,20 @@ def steady_rate(rows: list[tuple]) -> tuple[int, float]:
 
 def cluster_rows(data: Path, folder: Path, epochs: int, batch: int) -> tuple[list[tuple[str, int, list]], str]:
     """(label, processes, log rows) of slurm/ddp.sbatch on the local cluster, or ([], why not)."""
-    from harness.exercises import ddp
-    from harness.localcluster import LocalCluster, cluster_up
+    from harness import course_venv
+    from harness.exercises.ddp import runs
+    from harness.localcluster import LocalCluster, cluster_up, site
+    from harness.offline import program_env
     from harness.users import course_users, current_user
 
     if shutil.which("sbatch") is None or not cluster_up():
         return [], "the local cluster is not running (sudo bash slurm/local-cluster/start.sh)"
     if current_user() not in course_users():
         return [], f"the local cluster takes jobs from {', '.join(course_users())} only (run the bench as that user)"
-    why = ddp.make_course_venv(folder / "venv-template")
-    if why:
-        return [], why.splitlines()[0]
+    try:
+        course_venv.make(folder / "venv-template", site().venv_setup, program_env(), folder / "venv-setup.log")
+    except RuntimeError as error:
+        return [], str(error)
     cluster, found = LocalCluster(), []
     try:
         for label, gpus in (("2 nodes x 1 process (ddp.sbatch, --gres=gpu:1)", 1),
@@ -57,13 +60,13 @@ def cluster_rows(data: Path, folder: Path, epochs: int, batch: int) -> tuple[lis
             for name in ("datasets.py", "train.py", "train_ddp.py"):
                 shutil.copy2(SOLUTIONS / name, job / name)
             shutil.copy2(ROOT / "slurm" / "ddp.sbatch", job / "ddp.sbatch")
-            env = ddp.clean_env(COURSE_VENV=str(folder / "venv-template"), DATA=str(data), EPOCHS=str(epochs),
-                                BATCH=str(batch), WORKERS="0")
+            env = program_env(runs.KNOBS, COURSE_VENV=str(folder / "venv-template"), DATA=str(data),
+                              EPOCHS=str(epochs), BATCH=str(batch), WORKERS="0")
             record = cluster.run("--cpus-per-task=2", f"--gres=gpu:{gpus}", "--time=00:10:00", "ddp.sbatch",
                                  cwd=job, env=env, timeout_s=900)
             if record.get("JobState") != "COMPLETED":
                 return found, f"job {record.get('JobId')} ended {record.get('JobState')} (see {job})"
-            found.append((label, 2 * gpus, ddp.read_log(job / ddp.LOG)))
+            found.append((label, 2 * gpus, runs.read_log(job / runs.LOG)))
     finally:
         cluster.cancel_all()
     return found, ""
@@ -72,7 +75,7 @@ def cluster_rows(data: Path, folder: Path, epochs: int, batch: int) -> tuple[lis
 def run(per_breed: int = 32, epochs: int = 3, batch: int = 16, cluster: bool = True) -> Part:
     try:
         from harness import minipets
-        from harness.exercises import ddp
+        from harness.exercises.ddp import runs as ddp
     except ImportError as error:
         raise Skipped(f"cannot import {error.name} (install requirements.txt into .venv)") from None
     if shutil.which("sbatch") is None:

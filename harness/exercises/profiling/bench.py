@@ -1,4 +1,5 @@
-"""Part profiling: exercise 7's steps per second before and after its fix, and with bf16, measured in one run.
+"""Bench part `profiling` (found through the registry): exercise 7's steps per second before and after its fix,
+and with bf16, measured in one run.
 
 solutions/profile_train.py runs three times, one after the other (never at once: they would share the cores),
 offline on the Mini-Pets stand-ins, one math thread: LOADER=jpeg (the start: every picture decoded and scaled every
@@ -13,7 +14,8 @@ from pathlib import Path
 
 from bench.report import Check, Part, Skipped
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness.exercises import ROOT
+
 RUNS = (("jpeg", "fp32"), ("preloaded", "fp32"), ("preloaded", "bf16"))
 TARGET_RATIO = 2.0  # the fix should at least double the steps per second (the start's loader share is over 1/2)
 
