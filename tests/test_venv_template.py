@@ -112,9 +112,9 @@ STAGE_MODULE = "Stages/2024/MPI/GCC/12.3.0/OpenMPI/4.1.5/PyTorch/2.1.2.lua"
 
 
 @pytest.mark.parametrize("template", ["course", "without-numpy-kept"])
-def test_the_course_venv_runs_day_1_and_day_2_on_the_stage_versions(template: str, tmp_path: Path) -> None:
+def test_the_course_venv_runs_every_day_on_the_stage_versions(template: str, tmp_path: Path) -> None:
     """tests/stage_2024.sh: the venv template on `module load PyTorch/2.1.2 torchvision/0.16.2`, then matrix.py,
-    cats.py, pack.py, time_loaders.py and train_ddp.py (torchrun, two processes). The template as it was, keeping
+    cats.py, pack.py, time_loaders.py, train_ddp.py (torchrun, two processes) and day 3's programs. The template as it was, keeping
     only torch, torchvision and torchaudio from the modules, lets pip pick pandas 3.1, which needs NumPy 2, and put
     NumPy 2 into the venv; the module's NumPy 1.26 (the one torch 2.1.2 was built against) still comes first on the
     path (PYTHONPATH), so fastai's `import pandas` fails and cats.py never starts."""
