@@ -12,7 +12,7 @@ student's walk through day 1 (tests/test_student_path.py: run the exercises' com
   (and demonstrations such as `scancel 412169` or a job that hangs without internet), so they are not part of it.
 * `usage_commands(file)`: commands in the usage comment at the top of an sbatch file, a shell script (leading
   comment lines) or a Python program (its docstring), such as
-  ``cd ~/course/exercises && sbatch ../slurm/fastai.sbatch``.
+  ``cd ~/course/exercises && sbatch ../slurm/<job>.sbatch``.
 * `words(command)`: a command line cut into simple commands (at `&&`, `||`, `;`, `|`, `&`), each as its words and
   the targets of its output redirections.
 """

@@ -88,7 +88,7 @@ def parse(table: Any, declared: dict[str, str], where: str) -> dict[str, Referen
 
 def problems(references: dict[str, Reference], figures: dict, source: str) -> list[str]:
     """One line per referenced figure that is missing from `figures` or outside its tolerance. `source` says where
-    the reference is written (e.g. `jobs.cats.reference of jureca-dc.toml`)."""
+    the reference is written (e.g. `jobs.<name>.reference of jureca-dc.toml`)."""
     found = []
     for name, reference in references.items():
         figure = figures.get(name)

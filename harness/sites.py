@@ -43,8 +43,9 @@ class JobSettings:
 
 @dataclass(frozen=True)
 class Caches:
-    """How the cat job's caches are filled before submitting, and where they live."""
-    prepare: str  # "prefetch" (run cats.py --prefetch on the login node) or "minipets" (stand-ins)
+    """How the course's data and weight caches (the Pets pictures, pretrained weights, used by several exercises)
+    are filled before submitting, and where they live."""
+    prepare: str  # "prefetch" (the lesson's own download step, on a login node with internet) or "minipets" (stand-ins)
     fastai_home: str
     torch_home: str
     block_network: bool
