@@ -18,7 +18,8 @@ from harness.exercises.profiling.fixtures import profiling_images, profiling_run
 EXERCISE = Exercise(
     key="profiling", number=7, title="where the time goes (profiling)", day=3, lesson="book/profiling.md",
     programs=("profile_train.py",), tests=("tests/test_profiling.py",),
-    cluster_jobs=(ClusterJob(name="profile", sbatch="profile.sbatch", programs=("profile_train.py",),
+    cluster_jobs=(ClusterJob(name="profile", sbatch="profile.sbatch",
+                             programs=("profile_train.py", "train.py", "datasets.py"),  # it imports exercise 5's network
                              check=check_profile_job, gpus=True, needs_venv=True, prepare=prepare_profile),),
     bench_parts=(BenchPart("profiling", "harness.exercises.profiling.bench",
                            {"steps": (int, 10, "training steps per run (default 10)")}),),
