@@ -17,12 +17,9 @@ def prepare_profile(run, workdir: Path) -> dict[str, str]:
         run.log(f"writing stand-in pictures to {images}")
         write_pictures(images)
     else:
-        from harness.exercises.cats import site_caches  # where exercise 2 keeps the data set on this site
+        from harness.exercises.cats import site_pictures  # where exercise 2 keeps the data set on this site
 
-        images = site_caches(run).images
-        if not any(images.glob("*.jpg")):
-            raise RuntimeError(f"no Pets pictures in {images}: run `python cats.py --prefetch` on the login node "
-                               "first (exercise 2b)")
+        images = site_pictures(run)
     return {"PETS_IMAGES": str(images)}
 
 
