@@ -37,6 +37,8 @@ class ClusterJob:
     prepare: Callable[[ClusterRun, Path], dict[str, str]] | None = None  # login-node step: -> env for the job
     settings: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # its own keys of [jobs.<name>]: (type, default)
     cost: str = ""  # what it costs on the real machine, for the instructor's overview
+    follow_ups: int = 0  # jobs submitted behind it with --dependency=afterany, each on the one before (a chain)
+    requeues_itself: bool = False  # it may go back to the queue by itself any number of times (scontrol requeue)
 
 
 @dataclass(frozen=True)
