@@ -362,11 +362,11 @@ def learning(rows: list[tuple]) -> tuple[dict, list[str]]:
 
 # --- the cluster job ---------------------------------------------------------------------------------------------
 
-def prepare_ddp(run, workdir: Path) -> dict[str, str]:
+def prepare_ddp(run, workdir: Path, job: str = "ddp") -> dict[str, str]:
     """The login-node step: pictures (stand-ins on the test cluster, the real Pets elsewhere), packed into pets.h5 by
     the course's own pack.py staged beside the script; the job reads it through DATA. A site's `packed_dir` keeps
     the packed files between runs (the real Pets make about 1.6 GB): they are packed there once."""
-    settings = run.site.job("ddp").values
+    settings = run.site.job(job).values  # `job`: another job that trains on pets.h5 (exercise 6's)
     packed = Path(run.site.expand(settings["packed_dir"])) if settings["packed_dir"] else workdir / "packed"
     if settings["packed_dir"] and (packed / "pets.h5").is_file():
         run.log(f"reusing {packed / 'pets.h5'} (packed_dir of {run.site.path.name}; delete it to pack again)")
