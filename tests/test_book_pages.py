@@ -158,7 +158,7 @@ def test_every_toc_page_exists() -> None:
 def test_the_days_and_the_reference_pages_are_in_the_toc() -> None:
     """Both days have lessons; troubleshooting follows them, and the instructors' notes come last, in a part of
     their own, not among a day's lessons."""
-    assert set(DAYS) == {1, 2}, f"_toc.yml: parts captioned 'Day 1 ...' and 'Day 2 ...' give the days {sorted(DAYS)}"
+    assert set(DAYS) == {1, 2, 3}, f"_toc.yml: parts captioned 'Day 1 ...' to 'Day 3 ...' give the days {sorted(DAYS)}"
     pages = toc_files(ROOT)
     assert {"book/troubleshooting", "book/instructors"} <= set(pages), "_toc.yml lacks troubleshooting or instructors"
     assert not INSTRUCTOR_PAGES & set(LESSONS), "instructors.md sits among a day's lessons: give it its own part"
