@@ -9,7 +9,7 @@ import traceback
 from bench import machine, report, results_file
 
 PARTS = ["local-suite", "cluster-overhead", "data-pipeline", "book-build", "student-time", "loader-formats",
-         "ddp-scaling", "gpu-figures"]
+         "ddp-scaling", "checkpoint-overhead", "gpu-figures"]
 
 
 def run_part(name: str, args: argparse.Namespace) -> report.Part:
@@ -35,6 +35,9 @@ def run_part(name: str, args: argparse.Namespace) -> report.Part:
     if name == "ddp-scaling":
         from bench import ddp_scaling
         return ddp_scaling.run()
+    if name == "checkpoint-overhead":
+        from bench import checkpoint_overhead
+        return checkpoint_overhead.run()
     from bench import gpu_figures
     return gpu_figures.run()
 
