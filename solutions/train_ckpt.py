@@ -57,8 +57,9 @@ def main():
     start = time.time()
     for epoch in range(first_epoch, EPOCHS):
         sampler.set_epoch(epoch)  # the order of epoch `epoch`, also in a resumed one
-        step = done if epoch == first_epoch else 0
-        for x, y in itertools.islice(loader, step, None):  # a resumed epoch skips the steps trained before
+        skip = done if epoch == first_epoch else 0  # a resumed epoch skips the steps trained before
+        step = skip
+        for x, y in itertools.islice(loader, skip, None):
             loss = torch.nn.functional.cross_entropy(model(x.to(device).float() / 255), y.to(device))
             optimizer.zero_grad()
             loss.backward()
@@ -79,7 +80,7 @@ def main():
                 dist.destroy_process_group()
                 sys.exit(STOPPED)
             # --- end of your work ---
-        if log:
+        if log and step > skip:  # not for an epoch whose last step the checkpoint already holds
             print(f"epoch {epoch}: loss {loss.item():.4f} after {time.time() - start:.1f} s", flush=True)
     if rank == 0:  # finished: a follow-up job that starts now finds nothing left to do
         save(state_of(model, optimizer, EPOCHS, 0), CHECKPOINT)

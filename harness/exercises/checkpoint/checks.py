@@ -70,7 +70,8 @@ def stop_problems(run: Start, signal_name: str, checkpoint: Path, log: Path) -> 
 def resume_problems(rows: list[tuple], reference: list[tuple], resumed_at: int,
                     tolerance: float = RESUME_TOLERANCE) -> list[str]:
     """The log of a stopped and resumed training (the lines of both starts) has the steps of an uninterrupted run,
-    each once, with the same loss within `tolerance`. `resumed_at`: the number of lines the first start wrote."""
+    each once, with the same loss within `tolerance`. `resumed_at`: the number of lines the first start wrote
+    (-1: not known)."""
     if len(rows) != len(reference):
         twice = len(rows) > len(reference)
         return [f"the stopped and resumed training logged {len(rows)} steps, an uninterrupted one {len(reference)}: "
@@ -80,9 +81,9 @@ def resume_problems(rows: list[tuple], reference: list[tuple], resumed_at: int,
                    "epoch)")]
     for step, (row, ref) in enumerate(zip(rows, reference)):
         if abs(row[3] - ref[3]) > tolerance:
-            where = "the first step after the resume" if step == resumed_at else \
-                "a step before the stop" if step < resumed_at else f"{step - resumed_at + 1} steps after the resume"
-            return [f"step {step} (epoch {row[0]}, {where}) has the loss {row[3]:.6f}, the uninterrupted run "
+            where = "" if resumed_at < 0 else ", the first step after the resume" if step == resumed_at else \
+                ", a step before the stop" if step < resumed_at else f", {step - resumed_at + 1} steps after the resume"
+            return [f"step {step} (epoch {row[0]}{where}) has the loss {row[3]:.6f}, the uninterrupted run "
                     f"{ref[3]:.6f} (difference {abs(row[3] - ref[3]):.1e}, allowed {tolerance:.1e}): the resumed "
                     "run does not go on from the same state (model, optimizer, data order)"]
     return []
