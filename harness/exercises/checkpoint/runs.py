@@ -23,7 +23,7 @@ from harness.report import Report, read_reports
 PROGRAM, CHECKPOINT = "train_ckpt.py", "checkpoint.pt"
 RUN_TIMEOUT_S = 300
 SAVING = "saving-half-way"  # the file SLOW_SAVE writes when it has written half of a checkpoint
-SLOW_SAVE = '''"""train_ckpt.py with a torch.save that writes half of the file, says so in ./{saving}, and waits to be killed."""
+SLOW_SAVE = '''"""train_ckpt.py whose torch.save writes half the file, says so in ./{saving}, and waits for its kill."""
 import io, os, runpy, sys, time
 import torch
 
@@ -120,6 +120,7 @@ def start_run(script_dir: Path, data: Path, workdir: Path, nproc: int, *, epochs
     except ProcessLookupError:
         leftover = False
     reports = read_reports(reports_dir) if reports_dir.is_dir() else []
-    stderr = err.read_text(errors="replace") + (f"\n[harness] killed after {timeout:.0f} s: the run hung" if hung else "")
+    stderr = err.read_text(errors="replace")
+    stderr += f"\n[harness] killed after {timeout:.0f} s: the run hung" if hung else ""
     return Start(Ran(argv, process.returncode, out.read_text(errors="replace"), stderr, workdir, reports), seconds,
                  signalled_at, killed, leftover, str(reports_dir))
