@@ -70,7 +70,7 @@ def main():
             if log:
                 print(epoch, len(x) * world, round(time.time() - start, 3), loss.item(), sep=",", file=log)
             # --- your work ---
-            stop = torch.tensor(float(stop_asked), device=device)
+            stop = torch.tensor(float(stop_asked)).to(device)  # NCCL reduces tensors on the GPU
             dist.all_reduce(stop, op=dist.ReduceOp.MAX)  # one rank got the signal: all stop after this same step
             if stop.item():
                 if rank == 0:

@@ -22,6 +22,7 @@ from harness.exercises.checkpoint.fixtures import (SBATCH, SOLUTIONS, copy_progr
                                                    stop_signal, stopped_and_resumed)
 from harness.exercises.checkpoint.runs import CHECKPOINT, PROGRAM, Start
 from harness.exercises.ddp import LOG, Packed, data_of, failure, read_log
+from harness.report import read_reports
 from harness.requires import require
 
 
@@ -183,3 +184,44 @@ def test_exercise_stops_at_the_first_todo_it_reaches(ddp_reference: Packed, tmp_
     line = failure(start.ran, PROGRAM)
     assert line == "TODO: stop on SIGTERM, and resume from the checkpoint when there is one", \
         f"the starting point failed with: {line}"
+
+
+# --- 6c: the batch job and its follow-ups on the local cluster --------------------------------------------------------
+
+@pytest.mark.slurm
+def test_the_job_stops_before_its_limit_and_a_follow_up_finishes(local_slurm, monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    """slurm/checkpoint.sbatch through the harness's own cluster run with the local profile ([jobs.checkpoint]: a
+    3-minute limit, the signal 60 s before it, a training of several minutes): the job and its follow-ups
+    (--dependency=afterany) pass the verdict (the training ran in more than one job, each step once, up to the end).
+    Then its losses equal those of the same training never stopped, here with as many processes, in float64."""
+    from harness.cluster_run import ClusterRun
+    from harness.exercises.checkpoint.runs import start_run
+    from harness.sites import SITES_DIR, load
+
+    monkeypatch.setenv("COURSE_FLOAT64", "1")  # the job's environment is the harness's (ClusterRun.job_env)
+    site, lines = load(SITES_DIR / "local.toml"), []
+    run = ClusterRun(site, ["checkpoint"], out_dir=tmp_path, log=lines.append)
+    try:
+        run.start()
+        assert not run.error, run.error
+        verdict = run.wait()["checkpoint"]
+    finally:
+        run.cancel()
+    print("\n".join(lines))
+    assert verdict.passed, verdict.report()
+    workdir = run.folder / "checkpoint"
+    workers = [r for r in read_reports(workdir / "reports") if r.program == PROGRAM]
+    assert workers and all(r.float64 for r in workers), "the jobs' training did not compute in float64"
+    world = {r.dist["world_size"] for r in workers if r.dist}
+    assert len(world) == 1, f"the jobs' processes saw the world sizes {world}"
+    knobs = site.job("checkpoint").env
+    reference = start_run(SOLUTIONS, workdir / "packed" / "pets.h5", tmp_path / "reference", world.pop(),
+                          epochs=int(knobs["EPOCHS"]), batch=int(knobs["BATCH"]), workers=int(knobs["WORKERS"]),
+                          timeout=900)
+    finished(reference)
+    rows, expected = read_log(workdir / LOG), read_log(reference.workdir / LOG)
+    problems = checks.resume_problems(rows, expected, -1)
+    assert not problems, problems[0]
+    print(f"{verdict.figures}; {len(rows)} steps over the chain, largest loss difference to the uninterrupted run "
+          f"{checks.largest_difference(rows, expected):.1e}, allowed {checks.RESUME_TOLERANCE:.1e}")
