@@ -11,6 +11,7 @@ Each check is also run on a deliberately broken copy, and must catch it.
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -186,6 +187,22 @@ def test_exercise_stops_at_the_first_todo_it_reaches(ddp_reference: Packed, tmp_
         f"the starting point failed with: {line}"
 
 
+def test_the_chain_check_sees_a_training_that_was_never_stopped() -> None:
+    """The cluster verdict counts the starts of the training in its log (the seconds fall at each resume): a
+    training that finished in its first job, before the signal, proves nothing and fails."""
+    from harness.exercises.checkpoint.cluster import chain_problems, starts_in_log
+
+    one_go = [(epoch, 32, 0.1 * (2 * epoch + step), 0.5) for epoch in range(2) for step in range(2)]
+    resumed = one_go[:3] + [(1, 32, 0.05, 0.5)]
+    final = {"epoch": 2, "step": 0}
+    assert starts_in_log(one_go) == [4] and starts_in_log(resumed) == [3, 1], starts_in_log(resumed)
+    problems = chain_problems(one_go, 2, ["7", "8"], final)
+    assert problems and "ran in one go" in problems[0], problems
+    assert not chain_problems(resumed, 2, ["7", "8"], final), chain_problems(resumed, 2, ["7", "8"], final)
+    twice = resumed + [(1, 32, 0.1, 0.5)]
+    assert "each step once" in chain_problems(twice, 2, ["7", "8"], final)[0], chain_problems(twice, 2, ["7"], final)
+
+
 # --- 6c: the batch job and its follow-ups on the local cluster --------------------------------------------------------
 
 @pytest.mark.slurm
@@ -201,6 +218,9 @@ def test_the_job_stops_before_its_limit_and_a_follow_up_finishes(local_slurm, mo
 
     monkeypatch.setenv("COURSE_FLOAT64", "1")  # the job's environment is the harness's (ClusterRun.job_env)
     site, lines = load(SITES_DIR / "local.toml"), []
+    settings = site.job("checkpoint")  # float64 trains about 2.5 times slower here: as long a chain with fewer epochs
+    site = dataclasses.replace(site, jobs={**site.jobs, "checkpoint": dataclasses.replace(
+        settings, env={**settings.env, "EPOCHS": str(int(settings.env["EPOCHS"]) * 2 // 5)})})
     run = ClusterRun(site, ["checkpoint"], out_dir=tmp_path, log=lines.append)
     try:
         run.start()

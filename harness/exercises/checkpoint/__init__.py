@@ -18,6 +18,6 @@ EXERCISE = Exercise(
                              programs=("pack.py", "datasets.py", "train.py", "train_ckpt.py"),
                              check=check_checkpoint_job, gpus=True, needs_venv=True, prepare=prepare_checkpoint,
                              settings={"standin_per_breed": (int, 16), "packed_dir": (str, "")},
-                             follow_ups=3,
-                             cost="1 node, a chain of up to 4 jobs of at most 5 min (at most 43 core-h)"),),
+                             follow_ups=5,
+                             cost="1 node, a chain of up to 6 jobs of at most 5 min (at most 64 core-h)"),),
 )

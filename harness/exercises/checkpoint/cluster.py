@@ -31,15 +31,26 @@ def jobs_that_trained(workers: list[Report]) -> list[str]:
     return sorted(found, key=found.get)
 
 
-def chain_problems(rows: list[tuple], epochs: int, trained_in: list[str], chain: list[str],
-                   final: dict | None) -> list[str]:
-    """The training went on over more than one job of the chain, every epoch has the same number of steps (none
-    trained twice, none skipped) up to the last, and the last checkpoint says it finished."""
+def starts_in_log(rows: list[tuple]) -> list[int]:
+    """The steps each start of the training logged: its seconds count from its own start, so they fall at a resume."""
+    starts: list[int] = []
+    for n, row in enumerate(rows):
+        if n == 0 or row[2] < rows[n - 1][2]:
+            starts.append(0)
+        starts[-1] += 1
+    return starts
+
+
+def chain_problems(rows: list[tuple], epochs: int, chain: list[str], final: dict | None) -> list[str]:
+    """The training was stopped and resumed (its log shows more than one start that trained), every epoch has the
+    same number of steps (none trained twice, none skipped) up to the last, and the last checkpoint says it
+    finished."""
     problems = []
-    if len(trained_in) < 2:
-        problems.append(f"the training ran in {len(trained_in)} job(s) of the chain {', '.join(chain)}: it should "
-                        "be stopped by the signal before the time limit and resumed by the follow-up job (if it "
-                        "finished in the first, make it longer: EPOCHS in [jobs.checkpoint] env)")
+    starts = starts_in_log(rows)
+    if len(starts) < 2:
+        problems.append(f"the training ran in one go in the chain {', '.join(chain)}: it should be stopped by the "
+                        "signal before the time limit and resumed by a follow-up job (if it finished before the "
+                        "signal, make it longer: EPOCHS in [jobs.checkpoint] env of the site profile)")
     counts = [sum(1 for row in rows if row[0] == epoch) for epoch in range(epochs)]
     if not rows or len(set(counts)) != 1 or counts[0] == 0 or len(rows) != sum(counts):
         problems.append(f"{LOG} has {counts} steps in epochs 0-{epochs - 1} ({len(rows)} lines): each epoch should "
@@ -60,8 +71,8 @@ def check_checkpoint_job(result) -> tuple[dict, list[str]]:
     rows = read_log(result.workdir / LOG)
     final, _ = load_checkpoint(result.workdir / CHECKPOINT)
     epochs = int(result.site.job("checkpoint").env.get("EPOCHS", 5))
-    problems = chain_problems(rows, epochs, trained_in, [job.job_id for job in chain], final)
+    problems = chain_problems(rows, epochs, [job.job_id for job in chain], final)
     figures, fell = learning(rows)
-    figures = {"jobs": len(chain), "trained_in": len(trained_in),
+    figures = {"jobs": len(chain), "started": len(trained_in), "trained_in": len(starts_in_log(rows)),
                "runs": sum(len(r) or 1 for r in runs.values()), **figures}
     return figures, problems + fell
