@@ -73,6 +73,9 @@ def check_checkpoint_job(result) -> tuple[dict, list[str]]:
     epochs = int(result.site.job("checkpoint").env.get("EPOCHS", 5))
     problems = chain_problems(rows, epochs, [job.job_id for job in chain], final)
     figures, fell = learning(rows)
+    seconds = sum(rows[n][2] for n in range(len(rows)) if n + 1 == len(rows) or rows[n + 1][2] < rows[n][2])
+    if seconds > 0:  # learning() reads one start's clock; each start of a chain counts from its own
+        figures.update(train_seconds=round(seconds, 1), pictures_per_s=round(sum(r[1] for r in rows) / seconds, 1))
     figures = {"jobs": len(chain), "started": len(trained_in), "trained_in": len(starts_in_log(rows)),
                "runs": sum(len(r) or 1 for r in runs.values()), **figures}
     return figures, problems + fell
