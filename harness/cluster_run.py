@@ -40,6 +40,7 @@ class JobResult:
     output: str  # output.<jobid>
     errors: str  # error.<jobid>
     reports: list[Report]  # one per Python process of the job's programs, oldest first
+    follow_ups: list[slurm.Job] = field(default_factory=list)  # its chain (ClusterJob.follow_ups), in order
 
 
 @dataclass
@@ -106,7 +107,7 @@ def generic_problems(result: JobResult, cluster_job: ClusterJob) -> list[str]:
 
 
 def judge(job: slurm.Job, workdir: Path, cluster_job: ClusterJob | None = None, site: Site | None = None,
-          settings: JobSettings | None = None) -> Verdict:
+          settings: JobSettings | None = None, follow_ups: list[slurm.Job] | None = None) -> Verdict:
     """A finished job's verdict: Slurm's state and exit code first, then, for a course job, what its programs
     reported (GPUs, cores, internet), its own check, and its figures against the site's references
     ([jobs.<name>.reference], harness/references.py). Writes `summary.json` next to the job's output files."""
@@ -121,10 +122,19 @@ def judge(job: slurm.Job, workdir: Path, cluster_job: ClusterJob | None = None, 
         meaning = slurm.STATE_MEANING.get(job.state, "")
         verdict.problems.append(f"the job ended {job.state} with exit code {job.exit_code or '?'}"
                                 + (f": {meaning}" if meaning else "") + (f" ({job.cause})" if job.cause else ""))
+    for later in follow_ups or []:  # a chain: every follow-up must end well too
+        verdict.history.append(later.line())
+        if later.given_up:
+            verdict.problems.append(f"follow-up job {later.job_id} cancelled by the harness: {later.given_up}")
+        elif later.state != "COMPLETED" or later.exit_code not in ("0:0", "0"):
+            verdict.problems.append(f"the follow-up job {later.job_id} ended {later.state} with exit code "
+                                    f"{later.exit_code or '?'}: {slurm.STATE_MEANING.get(later.state, '')}")
     if cluster_job is not None and site is not None:
         settings = settings or site.job(job.name)
         reports = read_reports(workdir / REPORTS, cluster_job.programs)
-        result = JobResult(site, settings.as_dict(), job, workdir, output, errors, reports)
+        outputs = [workdir / f"{kind}.{later.job_id}" for later in follow_ups or [] for kind in ("output", "error")]
+        output += "".join(path.read_text(errors="replace") for path in outputs if path.is_file())
+        result = JobResult(site, settings.as_dict(), job, workdir, output, errors, reports, list(follow_ups or []))
         figures, own = cluster_job.check(result)
         verdict.figures = {**what_it_got(reports), **figures}
         if not verdict.problems:  # what the programs did only means something for a job that completed
@@ -167,6 +177,7 @@ class ClusterRun:
         self.folder = self.out_dir / self.tag
         self.course_venv = Path(site.expand(site.course_venv, out=self.out_dir))
         self.jobs: dict[str, slurm.Job] = {}
+        self.follow_ups: dict[str, list[slurm.Job]] = {}  # name -> the jobs submitted behind it (afterany)
         self.error = ""  # why the run could not start (one line), if it could not
         self.verdicts: dict[str, Verdict] = {}
 
@@ -221,12 +232,22 @@ class ClusterRun:
                 if cluster_job.needs_venv:
                     self.ensure_venv()
                 prepared = cluster_job.prepare(self, workdir) if cluster_job.prepare else {}
+                env = self.job_env(name, workdir, prepared)
                 self.jobs[name] = slurm.submit(
                     workdir / cluster_job.sbatch, name=name, tag=self.tag, chdir=workdir, results=workdir,
-                    site=self.site, env=self.job_env(name, workdir, prepared))
+                    site=self.site, env=env)
+                self.jobs[name].requeues_itself = cluster_job.requeues_itself
+                chain = [self.jobs[name]]
+                for _ in range(cluster_job.follow_ups):  # each starts when the one before has ended, however
+                    chain.append(slurm.submit(
+                        workdir / cluster_job.sbatch, name=name, tag=self.tag, chdir=workdir, results=workdir,
+                        site=self.site, env=env, options=[f"--dependency=afterany:{chain[-1].job_id}"],
+                        exclude=[j.job_id for j in chain]))
+                self.follow_ups[name] = chain[1:]
                 knobs = " ".join(f"{k}={v}" for k, v in self.site.job(name).env.items())
+                later = " ".join(j.job_id for j in self.follow_ups[name])
                 self.log(f"submitted {name} as job {self.jobs[name].job_id} ({cluster_job.sbatch}"
-                         f"{', ' + knobs if knobs else ''})")
+                         f"{', ' + knobs if knobs else ''}){', follow-ups ' + later if later else ''}")
         except (slurm.SlurmError, RuntimeError, subprocess.CalledProcessError, OSError) as error:
             detail = getattr(error, "stderr", "") or ""
             self.error = str(error) + (f": {detail.strip().splitlines()[-1]}" if detail.strip() else "")
@@ -237,7 +258,7 @@ class ClusterRun:
         if self.verdicts:
             return self.verdicts
         if not self.error:
-            slurm.wait(list(self.jobs.values()), time_margin_s=self.site.time_margin_s,
+            slurm.wait(self.all_jobs(), time_margin_s=self.site.time_margin_s,
                        pending_limit_s=self.site.pending_limit_s, log=self.log, sleep=sleep)
         self.verdicts = {name: self._judge(name) for name in self.names}
         self._write_summary()
@@ -247,7 +268,12 @@ class ClusterRun:
         job = self.jobs.get(name)
         if job is None:
             return Verdict(test=name, problems=[self.error or "the job was not submitted"])
-        return judge(job, self.folder / name, self.cluster_job(name), self.site)
+        return judge(job, self.folder / name, self.cluster_job(name), self.site,
+                     follow_ups=self.follow_ups.get(name, []))
+
+    def all_jobs(self) -> list[slurm.Job]:
+        """Every job of the run: the exercises' jobs and their follow-ups."""
+        return [*self.jobs.values(), *(job for chain in self.follow_ups.values() for job in chain)]
 
     def _write_summary(self) -> None:
         rows = ["| test | job | state | exit | seconds | verdict | figures |", "|---|---|---|---|---|---|---|"]
@@ -264,7 +290,7 @@ class ClusterRun:
 
     def cancel(self) -> list[str]:
         """Cancel every job of this run still in the queue: by id, and by run tag as a backstop."""
-        ids = slurm.cancel(list(self.jobs.values()), tag=self.tag)
+        ids = slurm.cancel(self.all_jobs(), tag=self.tag)
         if ids:
             self.log(f"cancelled jobs of run {self.tag}: {' '.join(ids)}")
         return ids

@@ -10,6 +10,9 @@ from harness.requires import require_root
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The exercise modules import each other's helpers: rewrite their asserts whichever pytest loads first.
+pytest.register_assert_rewrite(*module_names())
+
 # Fixture modules, one per concern, and every exercise module (harness/exercises/: each holds its own fixtures).
 pytest_plugins = [
     "harness.localcluster",  # the local test cluster: local_slurm fixture, cancels each test's jobs

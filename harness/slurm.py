@@ -107,6 +107,7 @@ class Job:
     pending_since: float | None = None  # when it (last) entered the queue: a requeue starts the wait anew
     nodes: str = ""  # where it ran (Slurm's node list)
     cause: str = ""  # for NODE_FAIL: what Slurm says happened to its node(s)
+    requeues_itself: bool = False  # its script requeues it (scontrol requeue): no limit on its requeues
 
     def done(self, now: float) -> bool:
         """Finished, lost, or cancelled by the harness more than CANCEL_GRACE_S ago (it may never confirm)."""
@@ -223,8 +224,10 @@ def _refusal(message: str, site) -> str:
 
 def submit(script: Path, *, name: str, tag: str, chdir: Path, results: Path, site=None,
            options: Iterable[str] = (), args: Iterable[str] = (), env: dict[str, str] | None = None,
-           tries: int = 3, runner: Runner = subprocess.run, pause_s: float = 2.0) -> Job:
-    """`sbatch --parsable` the script; a transient error is retried only if the job did not arrive."""
+           tries: int = 3, runner: Runner = subprocess.run, pause_s: float = 2.0, exclude: Iterable[str] = ()) -> Job:
+    """`sbatch --parsable` the script; a transient error is retried only if the job did not arrive. `exclude`: ids
+    of jobs of the same label submitted before (a chain of follow-ups), which are not this one."""
+    exclude = set(exclude)
     results.mkdir(parents=True, exist_ok=True)
     label = run_label(name, tag)
     argv = [f"--comment={label}", f"--chdir={chdir}", f"--output={results}/output.%j",
@@ -241,6 +244,7 @@ def submit(script: Path, *, name: str, tag: str, chdir: Path, results: Path, sit
         for _ in range(tries):  # the controller may have taken the job before the answer got lost
             arrived = find_by_label(label, runner)
             if arrived is not None:
+                arrived = [job_id for job_id in arrived if job_id not in exclude]
                 break
             time.sleep(pause_s)
         if arrived:
@@ -373,6 +377,28 @@ def parse_controller(text: str) -> dict[str, JobInfo]:
 
 def _nodes(text: str) -> str:
     return "" if text.strip() in ("", "None assigned", "(null)") else text.strip()
+
+
+def runs_argv(job_id: str) -> list[str]:
+    """Every run of one job: a requeued job keeps its id, and only `--duplicates` shows its earlier runs."""
+    return ["sacct", "--duplicates", "-X", "-n", "-P", f"--jobs={job_id}", f"--format={SACCT_FIELDS},Start,End"]
+
+
+def parse_runs(text: str) -> list[tuple[JobInfo, str, str]]:
+    """`runs_argv`'s answer -> (JobInfo, start, end) per run, oldest first (sacct lists them in that order)."""
+    runs = []
+    for line in text.splitlines():
+        parts = line.split("|")
+        if len(parts) >= 8:
+            info = parse_sacct("|".join(parts[:6]))
+            runs += [(value, parts[6], parts[7]) for value in info.values()]
+    return runs
+
+
+def runs(job_id: str, runner: Runner = subprocess.run) -> list[tuple[JobInfo, str, str]]:
+    """The accounting history of a job, one entry per run ([] where sacct has none)."""
+    done = _run(runs_argv(job_id), runner)
+    return parse_runs(done.stdout) if done.returncode == 0 else []
 
 
 def accounting(job_id: str, fields: Iterable[str], runner: Runner = subprocess.run) -> dict[str, str]:
@@ -593,13 +619,16 @@ def _give_up(job: Job, time_margin_s: int, pending_limit_s: int, now: float) -> 
     """Why waiting longer for this job is pointless, or "" to keep waiting."""
     if job.state in PENDING:
         queued = job.submitted_at if job.submitted_at is not None else now
-        if job.requeues > MAX_REQUEUES:
+        if job.requeues > MAX_REQUEUES and not job.requeues_itself:
             return f"requeued {job.requeues} times (node failures or preemption): giving up"
         if job.state == "REQUEUE_HOLD" or job.reason.replace(" ", "_").startswith("job_requeued_in_held_state"):
             return ("held after a requeue: it would stay in the queue until someone runs "
                     f"`scontrol release {job.job_id}`")
         if never_clears(job.reason):
             return f"pending for a reason that will not clear: {job.reason}"
+        if _head(job.reason) == "Dependency":  # a follow-up waits for the job before it, which is followed itself:
+            job.pending_since = now  # its wait for the queue starts when that one has ended
+            return ""
         patience = SLOW_TO_CLEAR_S.get(_head(job.reason))
         standing = now - (job.reason_since or queued)
         if patience is not None and standing > patience:

@@ -382,3 +382,75 @@ def test_a_broken_copy_that_takes_no_answer_for_no_job_is_caught():
         survives_a_controller_restart(False, broken(
             'does not answer ({_last_line(done)}): still waiting")\n            return None',
             'does not answer ({_last_line(done)}): still waiting")\n            return {}'))
+
+
+# --- jobs that requeue themselves, follow-up jobs ---------------------------------------------------------------------
+
+def requeued_often(module: ModuleType = slurm, requeues_itself: bool = True) -> tuple[slurm.Job, list[str], FakeSlurm]:
+    """A job that runs and goes back to the queue MAX_REQUEUES + 2 times (as a script that runs `scontrol requeue`
+    at its signal does), then completes."""
+    rounds = slurm.MAX_REQUEUES + 2
+    phases = [Phase(20 * i + offset, case) for i in range(rounds)
+              for offset, case in ((0, "RUNNING"), (10, "REQUEUED_pending"))]
+    fake = FakeSlurm(phases + [Phase(20 * rounds, "RUNNING"), Phase(20 * rounds + 10, "COMPLETED")])
+    job = module.Job(name="job", job_id=JOB, requeues_itself=requeues_itself)
+    lines: list[str] = []
+    module.wait([job], poller=module.Poller(use_sacct=True, runner=fake), log=lines.append, sleep=fake.sleep,
+                clock=fake.clock)
+    return job, lines, fake
+
+
+def followed_past_max_requeues(module: ModuleType = slurm) -> None:
+    job, lines, fake = requeued_often(module)
+    assert job.requeues == slurm.MAX_REQUEUES + 2, f"counted {job.requeues} requeues: {lines}"
+    assert job.state == "COMPLETED" and not job.given_up and fake.cancelled_at is None, lines[-1]
+
+
+def test_a_job_that_requeues_itself_is_followed_past_max_requeues():
+    followed_past_max_requeues()
+
+
+def test_a_broken_copy_that_gives_up_a_job_requeueing_itself_is_caught():
+    with pytest.raises(AssertionError):
+        followed_past_max_requeues(broken("if job.requeues > MAX_REQUEUES and not job.requeues_itself:",
+                                          "if job.requeues > MAX_REQUEUES:"))
+    job, _, _ = requeued_often(requeues_itself=False)  # and a job that does not declare it is still given up
+    assert job.given_up.startswith(f"requeued {slurm.MAX_REQUEUES + 1} times"), job.given_up
+
+
+RUNS_RECORDED = (  # `sacct --duplicates` of a job requeued twice with `scontrol requeue` on the local cluster
+    "563|REQUEUED|0:0|3|5|dc01|2026-11-30T14:11:28|2026-11-30T14:11:31\n"
+    "563|REQUEUED|0:0|2|5|dc01|2026-11-30T14:12:03|2026-11-30T14:12:05\n"
+    "563|COMPLETED|0:0|20|5|dc01|2026-11-30T14:12:38|2026-11-30T14:12:58\n")
+
+
+@pytest.mark.parametrize("use_sacct", POLLERS)
+def test_a_follow_up_waits_for_its_job_beyond_the_pending_limit(use_sacct):
+    """A follow-up (--dependency=afterany) pends while the job before it runs, however long: that job is followed
+    and given up on its own. Its pending limit counts from when the dependency clears."""
+    assert "Reason=Dependency Dependency=afterany:" in CASES["PENDING_Dependency"]["scontrol"]["stdout"]
+    job, lines, fake = play([Phase(0, "PENDING_Dependency"), Phase(2000, "PENDING_BeginTime"),
+                             Phase(2100, "RUNNING"), Phase(2200, "COMPLETED")], use_sacct=use_sacct,
+                            pending_limit_s=900)
+    assert job.state == "COMPLETED" and not job.given_up and fake.cancelled_at is None, lines
+    assert lines[0] == line("PD (Dependency)"), lines[0]
+    job, _, fake = play([Phase(0, "PENDING_Dependency"), Phase(100, "PENDING_BeginTime")], use_sacct=use_sacct,
+                        pending_limit_s=900)
+    assert 1000 < fake.cancelled_at <= 1000 + 30, f"cancelled at {fake.cancelled_at}: 900 s after the dependency"
+
+
+def test_a_broken_copy_that_counts_a_dependency_against_the_pending_limit_is_caught():
+    module = broken("""        if _head(job.reason) == "Dependency":""", """        if False:""")
+    with pytest.raises(AssertionError):
+        job, _, _ = play([Phase(0, "PENDING_Dependency"), Phase(2000, "RUNNING"), Phase(2100, "COMPLETED")],
+                         module=module, pending_limit_s=900)
+        assert not job.given_up, job.given_up
+
+
+def test_every_run_of_a_requeued_job_is_read_from_sacct_duplicates():
+    """`sacct --duplicates` lists each run of a job that kept its id (recorded: a job requeued twice with
+    `scontrol requeue` on the local cluster), oldest first."""
+    runs = slurm.parse_runs(RUNS_RECORDED)
+    assert [info.state for info, _, _ in runs] == ["REQUEUED", "REQUEUED", "COMPLETED"], runs
+    assert all(start and end for _, start, end in runs), runs
+    assert slurm.runs_argv("7")[:2] == ["sacct", "--duplicates"], slurm.runs_argv("7")

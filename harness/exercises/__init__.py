@@ -43,6 +43,8 @@ class ClusterJob:
     # the figures its check reports that a site profile may hold to a reference ([jobs.<name>.reference],
     # harness/references.py): figure -> which is better, "higher" (a rate) or "lower" (a time)
     figures: dict[str, str] = field(default_factory=dict)
+    follow_ups: int = 0  # jobs submitted behind it with --dependency=afterany, each on the one before (a chain)
+    requeues_itself: bool = False  # it may go back to the queue by itself any number of times (scontrol requeue)
 
     def __post_init__(self) -> None:
         wrong = {figure: better for figure, better in self.figures.items() if better not in BETTER}

@@ -115,14 +115,17 @@ def main() -> None:
         submitted.append(running)
         until(running, lambda r: r.get("JobState") == "RUNNING")
         cases["RUNNING"] = {"job": running, **record([running])}
-        # pending reasons: ordinary (BeginTime), never clears (DependencyNeverSatisfied, JobHeldUser)
+        # pending reasons: ordinary (BeginTime), never clears (DependencyNeverSatisfied, JobHeldUser), a follow-up
+        # waiting for the running job (Dependency)
         begin = submit(folder, "true", "--begin=now+600")
         dependency = submit(folder, "true", f"--dependency=afterok:{failed}")
         held = submit(folder, "true", "--hold")
-        submitted += [begin, dependency, held]
+        follow_up = submit(folder, "true", f"--dependency=afterany:{running}")
+        submitted += [begin, dependency, held, follow_up]
         until(dependency, lambda r: r.get("Reason") == "DependencyNeverSatisfied")
+        until(follow_up, lambda r: r.get("Reason") == "Dependency")
         for name, job_id in (("PENDING_BeginTime", begin), ("PENDING_DependencyNeverSatisfied", dependency),
-                             ("PENDING_JobHeldUser", held)):
+                             ("PENDING_JobHeldUser", held), ("PENDING_Dependency", follow_up)):
             cases[name] = {"job": job_id, **record([job_id])}
         # requeued by an administrator, and requeued into a hold
         requeue = submit(folder, wait_go, "--requeue")

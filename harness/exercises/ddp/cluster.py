@@ -13,10 +13,10 @@ from harness.exercises.ddp.runs import LOG, read_log
 from harness.report import cuda_standin_env, unseen_gpu_problems
 
 
-def prepare_ddp(run, workdir: Path) -> dict[str, str]:
+def prepare_ddp(run, workdir: Path, job: str = "ddp") -> dict[str, str]:
     """The login-node step (harness.packing): the pictures packed into pets.h5 by the course's own pack.py staged
-    beside the script; the job reads it through DATA."""
-    _, packed = packing.prepare(run, workdir, run.site.job("ddp").values, lambda: site_pictures(run), ("pets.h5",),
+    beside the script; the job reads it through DATA. `job`: another job that trains on pets.h5 (exercise 6's)."""
+    _, packed = packing.prepare(run, workdir, run.site.job(job).values, lambda: site_pictures(run), ("pets.h5",),
                                 need_images=False)
     return {"DATA": str(packed / "pets.h5"), **cuda_standin_env(run.site.gpus_real)}
 

@@ -1,0 +1,129 @@
+"""The pytest fixtures of exercise 6: runs of train_ckpt.py, each made once per test run and shared by the xdist
+workers. The pictures are exercise 5's (the `ddp_packed` and `ddp_reference` fixtures of harness/exercises/ddp/fixtures.py):
+the same stand-ins packed by the target's pack.py, or by the solutions' for the checks of the checks."""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from harness.exercises import ROOT
+from harness.exercises.ddp.fixtures import data_of
+from harness.exercises.ddp.runs import LOG, PER_BREED, Packed
+from harness.exercises.checkpoint.checks import load_checkpoint, signal_of
+from harness.exercises.checkpoint.runs import CHECKPOINT, SAVING, SLOW_SAVE, Start, log_lines, start_run
+from harness.offline import Ran
+from harness.once import once_per_run
+from harness.report import read_reports
+
+SOLUTIONS = ROOT / "solutions"
+SBATCH = ROOT / "slurm" / "checkpoint.sbatch"
+NPROC, EPOCHS, BATCH = 2, 3, 16  # 2 processes of 16 pictures: 9 steps an epoch on the 37 x PER_BREED stand-ins
+STEPS_PER_EPOCH = 37 * PER_BREED // (NPROC * BATCH)
+STOP_AT = STEPS_PER_EPOCH + 3  # the signal comes in epoch 1, after a few of its steps: a resume inside an epoch
+
+
+def stop_signal() -> signal.Signals:
+    """The signal the course's batch script asks Slurm for (#SBATCH --signal) and passes on to the training."""
+    name, _ = signal_of(SBATCH)
+    return signal.Signals[f"SIG{name}"]
+
+
+def run(folder: Path, data: Path, workdir: Path, **how) -> Start:
+    return start_run(folder, data, workdir, NPROC, epochs=EPOCHS, batch=BATCH, **how)
+
+
+def keep_as_stopped(workdir: Path) -> None:
+    """Copies of the checkpoint and the log as a stopped start left them (`stopped-*`), before the next start."""
+    for name in (CHECKPOINT, LOG):
+        if (workdir / name).is_file():
+            shutil.copy2(workdir / name, workdir / f"stopped-{name}")
+
+
+def stopped_and_resumed(folder: Path, data: Path, workdir: Path) -> tuple[Start, Start]:
+    """Start, stop with the course's signal at STOP_AT log lines, start again in the same folder."""
+    first = run(folder, data, workdir, stop_signal=stop_signal(), signal_at=STOP_AT)
+    keep_as_stopped(workdir)
+    return first, run(folder, data, workdir)
+
+
+def killed_during_save(folder: Path, data: Path, workdir: Path) -> tuple[Start, dict, Start]:
+    """Start and stop (a checkpoint), note what it saved, then start again through SLOW_SAVE, stop a few steps
+    later, and SIGKILL the run while it is half-way through writing the next checkpoint."""
+    first = run(folder, data, workdir, stop_signal=stop_signal(), signal_at=STOP_AT)
+    keep_as_stopped(workdir)
+    state, _ = load_checkpoint(workdir / CHECKPOINT)
+    before = {"epoch": state.get("epoch"), "step": state.get("step")} if state else {}
+    launcher = workdir / "slow_save.py"
+    launcher.write_text(SLOW_SAVE)
+    second = run(folder, data, workdir, stop_signal=stop_signal(), signal_at=log_lines(workdir) + 2,
+                 kill_on=SAVING, launcher=launcher)
+    return first, before, second
+
+
+def _saved(root: Path, make) -> list:
+    """The Starts (and dicts) `make(workdir)` returns, made once per test run."""
+    record = root / "starts.json"
+    if not record.exists():
+        parts = make(root / "work")
+        for n, part in enumerate(parts):
+            if isinstance(part, Start):
+                part.ran.save(root / f"start-{n}.json")
+        record.write_text(json.dumps([{"seconds": p.seconds, "signalled_at": p.signalled_at, "killed": p.killed,
+                                       "leftover": p.leftover, "reports_dir": p.reports_dir}
+                                      if isinstance(p, Start) else {"dict": p} for p in parts]))
+    loaded = []
+    for n, part in enumerate(json.loads(record.read_text())):
+        if "dict" in part:
+            loaded.append(part["dict"])
+            continue
+        ran = Ran.load(root / f"start-{n}.json")
+        folder = Path(part["reports_dir"])
+        ran.reports = read_reports(folder) if folder.is_dir() else []
+        loaded.append(Start(ran, **part))
+    return loaded
+
+
+def once(tmp_path_factory: pytest.TempPathFactory, name: str, make) -> list:
+    with once_per_run(tmp_path_factory, name) as root:
+        return _saved(root, make)
+
+
+def copy_programs(source: Path, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for program in ("datasets.py", "train.py", "train_ckpt.py"):
+        shutil.copy2(source / program, folder / program)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def checkpoint_uninterrupted(target_dir: Path, ddp_packed: Packed, tmp_path_factory) -> Start:
+    """train_ckpt.py of the target from start to end, never stopped (in float64, as every compared run)."""
+    data = data_of(ddp_packed)
+    return once(tmp_path_factory, f"ckpt-whole-{target_dir.name}", lambda work: [run(target_dir, data, work)])[0]
+
+
+@pytest.fixture(scope="session")
+def checkpoint_resumed(target_dir: Path, ddp_packed: Packed, tmp_path_factory) -> tuple[Start, Start]:
+    """train_ckpt.py of the target stopped by the course's signal in epoch 1, then started again."""
+    data = data_of(ddp_packed)
+    return tuple(once(tmp_path_factory, f"ckpt-resumed-{target_dir.name}",
+                      lambda work: stopped_and_resumed(target_dir, data, work)))
+
+
+@pytest.fixture(scope="session")
+def checkpoint_killed(target_dir: Path, ddp_packed: Packed, tmp_path_factory) -> tuple[Start, dict, Start]:
+    """train_ckpt.py of the target stopped once, then killed with SIGKILL half-way through its next save."""
+    data = data_of(ddp_packed)
+    return tuple(once(tmp_path_factory, f"ckpt-killed-{target_dir.name}",
+                      lambda work: killed_during_save(target_dir, data, work)))
+
+
+@pytest.fixture(scope="session")
+def checkpoint_reference(ddp_reference: Packed, tmp_path_factory) -> Start:
+    """The solutions' uninterrupted run: what the broken copies are compared with."""
+    data = data_of(ddp_reference)
+    return once(tmp_path_factory, "ckpt-whole-reference", lambda work: [run(SOLUTIONS, data, work)])[0]

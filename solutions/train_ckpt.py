@@ -1,0 +1,91 @@
+"""Exercise 6: train_ddp.py of exercise 5, made to survive the end of its job. On SIGTERM, which checkpoint.sbatch
+asks Slurm to send before the time limit, every process finishes its step, rank 0 saves a checkpoint, and they stop;
+the next start resumes there. `torchrun --standalone --nproc_per_node=1 train_ckpt.py` (or 2, or many nodes)."""
+import datetime, itertools, os, signal, sys, time
+
+import torch, torch.distributed as dist
+from datasets import HDF5Dataset
+from train import BATCH, DATA, EPOCHS, LR, SIZE, WORKERS, make_model  # BATCH: pictures per process and step
+
+CHECKPOINT, STOPPED = os.environ.get("CHECKPOINT", "checkpoint.pt"), 3  # STOPPED: the exit status after a stop
+stop_asked = False
+
+def ask_to_stop(signum, frame):  # a handler runs between two Python lines: it only notes the request
+    global stop_asked
+    stop_asked = True
+
+def ignore_sigterm(worker_id):  # in each DataLoader worker: it dies of SIGTERM, and Slurm signals every process
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # of the step; the rank that owns it ends it when it stops
+
+def save(state, path):
+    # --- your work ---
+    temporary = f"{path}.tmp"
+    torch.save(state, temporary)  # a kill now leaves a broken .tmp, and the last good checkpoint untouched
+    os.replace(temporary, path)  # atomic: whoever opens `path` finds the old checkpoint or the new one, whole
+    # --- end of your work ---
+
+def state_of(model, optimizer, epoch, step):  # all a resumed run needs to go on as if never stopped
+    return {"model": model.module.state_dict(), "optimizer": optimizer.state_dict(),  # SGD's momentum too
+            "epoch": epoch, "step": step,  # `epoch` is also the sampler's: set_epoch(epoch) repeats its order
+            "rng": torch.get_rng_state()}  # here only make_model draws numbers; dropout or augmentation would too
+
+def main():
+    data = HDF5Dataset(DATA, size=SIZE)
+    local_rank = int(os.environ["LOCAL_RANK"])  # torchrun sets RANK, LOCAL_RANK and WORLD_SIZE for each process
+    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(minutes=5))
+    rank, world = dist.get_rank(), dist.get_world_size()
+    sampler = torch.utils.data.DistributedSampler(data, num_replicas=world, rank=rank, seed=0)
+    gpu = [local_rank] if device.type == "cuda" else None
+    model = torch.nn.parallel.DistributedDataParallel(make_model().to(device), device_ids=gpu)
+    loader = torch.utils.data.DataLoader(data, BATCH, sampler=sampler, num_workers=WORKERS, drop_last=True,
+                                         worker_init_fn=ignore_sigterm)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
+    # --- your work ---
+    signal.signal(signal.SIGTERM, ask_to_stop)  # Slurm's early signal, passed on by the script and torchrun
+    first_epoch, done = 0, 0  # where to start: the epoch, and the steps of it already trained
+    if os.path.exists(CHECKPOINT):  # every rank reads the same file, so all start from the same state
+        state = torch.load(CHECKPOINT, map_location="cpu")  # the model copies it to its device
+        model.module.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        first_epoch, done = state["epoch"], state["step"]
+    # --- end of your work ---
+    log = open("train_log.csv", "a" if done or first_epoch else "w", buffering=1) if rank == 0 else None
+    start = time.time()
+    for epoch in range(first_epoch, EPOCHS):
+        sampler.set_epoch(epoch)  # the order of epoch `epoch`, also in a resumed one
+        skip = done if epoch == first_epoch else 0  # a resumed epoch skips the steps trained before
+        step = skip
+        for x, y in itertools.islice(loader, skip, None):
+            loss = torch.nn.functional.cross_entropy(model(x.to(device).float() / 255), y.to(device))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            loss = loss.detach() / world
+            dist.all_reduce(loss)
+            if log:
+                print(epoch, len(x) * world, round(time.time() - start, 3), loss.item(), sep=",", file=log)
+            # --- your work ---
+            stop = torch.tensor(float(stop_asked)).to(device)  # NCCL reduces tensors on the GPU
+            dist.all_reduce(stop, op=dist.ReduceOp.MAX)  # one rank got the signal: all stop after this same step
+            if stop.item():
+                if rank == 0:
+                    save(state_of(model, optimizer, epoch, step), CHECKPOINT)
+                    print(f"stopped: saved epoch {epoch} step {step} to {CHECKPOINT}", flush=True)
+                dist.barrier()  # no rank leaves before the checkpoint is complete
+                dist.destroy_process_group()
+                sys.exit(STOPPED)
+            # --- end of your work ---
+        if log and step > skip:  # not for an epoch whose last step the checkpoint already holds
+            print(f"epoch {epoch}: loss {loss.item():.4f} after {time.time() - start:.1f} s", flush=True)
+    if rank == 0:  # finished: a follow-up job that starts now finds nothing left to do
+        save(state_of(model, optimizer, EPOCHS, 0), CHECKPOINT)
+        torch.save(model.module.state_dict(), "model.pt")
+    dist.destroy_process_group()
+
+if __name__ == "__main__":
+    main()
