@@ -3,7 +3,8 @@
 #   bash tests/stage_2024.sh WORKDIR [without-numpy-kept]
 # A copy of venv-template/ in WORKDIR built on the local module tree's PyTorch/2.1.2 and torchvision/0.16.2 (the
 # stage tree .venv-stage2024: NumPy 1.26), then the solutions of day 1 (matrix.py, cats.py on the Mini-Pets stand-ins)
-# day 2 (pack.py, time_loaders.py, train_ddp.py under torchrun) and day 3 (profile_train.py's trace) run with it. Needs the package index (the venv
+# day 2 (pack.py, time_loaders.py, train_ddp.py under torchrun) and day 3 (train_ckpt.py, started twice;
+# profile_train.py's traces) run with it. Needs the package index (the venv
 # installs fastai and the rest on top of the modules, as at JSC) and the cluster's module tree (start.sh).
 set -euo pipefail
 WORK=$(cd "$1" && pwd)
@@ -40,7 +41,7 @@ assert int(torch.from_numpy(numpy.arange(4)).sum()) == 6  # fails where NumPy 2 
 PY
 
 mkdir -p "$WORK/run" && cd "$WORK/run"
-cp "$ROOT"/solutions/{matrix.py,cats.py,datasets.py,pack.py,time_loaders.py,train.py,train_ddp.py,profile_train.py} .
+cp "$ROOT"/solutions/{matrix.py,cats.py,datasets.py,pack.py,time_loaders.py,train.py,train_ddp.py,train_ckpt.py,profile_train.py} .
 export FASTAI_HOME=$WORK/fastai TORCH_HOME=$WORK/torch
 echo "DAY1 matrix"; python matrix.py
 echo "DAY1 cats"; EPOCHS=1 SIZE=32 python cats.py
@@ -49,6 +50,10 @@ echo "DAY2 time_loaders"; python time_loaders.py packed --images "$FASTAI_HOME/d
 echo "DAY2 train_ddp"; DATA=packed/pets.h5 EPOCHS=1 BATCH=8 WORKERS=0 \
     python -m torchrun_jsc --standalone --nproc_per_node=2 train_ddp.py
 ls model.pt train_log.csv
+echo "DAY3 train_ckpt"; for start in first resumed; do  # the second start loads the first one's checkpoint
+    DATA=packed/pets.h5 EPOCHS=1 BATCH=8 WORKERS=0 python -m torchrun_jsc --standalone --nproc_per_node=2 train_ckpt.py
+done
+ls checkpoint.pt
 echo "DAY3 profile_train"; for loader in jpeg preloaded; do
     PETS_IMAGES="$FASTAI_HOME/data/oxford-iiit-pet/images" LOADER=$loader python profile_train.py
 done

@@ -197,12 +197,14 @@ def test_the_chain_check_sees_a_training_that_was_never_stopped() -> None:
     one_go = [(epoch, 32, 0.1 * (2 * epoch + step), 0.5) for epoch in range(2) for step in range(2)]
     resumed = one_go[:3] + [(1, 32, 0.05, 0.5)]
     final = {"epoch": 2, "step": 0}
-    assert starts_in_log(one_go) == [4] and starts_in_log(resumed) == [3, 1], starts_in_log(resumed)
+    assert starts_in_log(one_go) == [4] and starts_in_log(resumed) == [3, 1], \
+        f"the starts counted in the logs: {starts_in_log(one_go)} and {starts_in_log(resumed)}, not [4] and [3, 1]"
     problems = chain_problems(one_go, 2, ["7", "8"], final)
-    assert problems and "ran in one go" in problems[0], problems
-    assert not chain_problems(resumed, 2, ["7", "8"], final), chain_problems(resumed, 2, ["7", "8"], final)
-    twice = resumed + [(1, 32, 0.1, 0.5)]
-    assert "each step once" in chain_problems(twice, 2, ["7", "8"], final)[0], chain_problems(twice, 2, ["7"], final)
+    assert problems and "ran in one go" in problems[0], f"a training never stopped was not caught: {problems}"
+    resumed_problems = chain_problems(resumed, 2, ["7", "8"], final)
+    assert not resumed_problems, f"a training resumed once was judged wrong: {resumed_problems}"
+    twice = chain_problems(resumed + [(1, 32, 0.1, 0.5)], 2, ["7", "8"], final)
+    assert twice and "each step once" in twice[0], f"a step trained twice was not caught: {twice}"
 
 
 # --- 6c: the batch job and its follow-ups on the local cluster --------------------------------------------------------
