@@ -41,7 +41,8 @@ def main():
     gpu = [local_rank] if device.type == "cuda" else None
     model = torch.nn.parallel.DistributedDataParallel(make_model().to(device), device_ids=gpu)
     loader = torch.utils.data.DataLoader(data, BATCH, sampler=sampler, num_workers=WORKERS, drop_last=True,
-                                         worker_init_fn=ignore_sigterm)
+                                         worker_init_fn=ignore_sigterm,  # started once, not every epoch: a SIGTERM
+                                         persistent_workers=WORKERS > 0)  # never finds one before it ignores it
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
     # --- your work ---
     signal.signal(signal.SIGTERM, ask_to_stop)  # Slurm's early signal, passed on by the script and torchrun

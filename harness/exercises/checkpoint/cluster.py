@@ -55,8 +55,12 @@ def chain_problems(rows: list[tuple], epochs: int, chain: list[str], final: dict
                         "signal, make it longer: EPOCHS in [jobs.checkpoint] env of the site profile)")
     counts = [sum(1 for row in rows if row[0] == epoch) for epoch in range(epochs)]
     if not rows or len(set(counts)) != 1 or counts[0] == 0 or len(rows) != sum(counts):
-        problems.append(f"{LOG} has {counts} steps in epochs 0-{epochs - 1} ({len(rows)} lines): each epoch should "
-                        "have the same number, each step once")
+        usual = max(set(counts), key=counts.count) if counts else 0
+        odd = [(epoch, count) for epoch, count in enumerate(counts) if count != usual or count == 0]
+        shown = ", ".join(f"epoch {epoch}: {count}" for epoch, count in odd[:3]) + (" ..." if len(odd) > 3 else "")
+        problems.append(f"{LOG} has {len(rows)} lines for epochs 0-{epochs - 1}, most of them {usual} steps but "
+                        f"{len(odd)} not ({shown}): each epoch should have the same number, each step once (steps "
+                        "trained again were lost: a start that ended without saving; see the error files)")
     if final is None or final.get("epoch") != epochs:
         where = "no checkpoint" if final is None else f"epoch {final.get('epoch')} step {final.get('step')}"
         problems.append(f"the last checkpoint holds {where}, not the end of epoch {epochs - 1}: the chain ended "
