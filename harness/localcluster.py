@@ -13,6 +13,7 @@ import itertools
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,3 +165,30 @@ def _cancel_test_jobs(request: pytest.FixtureRequest):
     cluster = getattr(request.node, "_course_local_cluster", None)
     if cluster is not None:
         cluster.cancel_all()
+
+
+def queue_left(tag: str, within_s: float = 60) -> list[str]:
+    """The jobs of run `tag` still in the queue after at most `within_s` (scancel takes effect in a second; the wait
+    only bounds a hang)."""
+    deadline = time.monotonic() + within_s
+    while slurm.tagged(tag) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return slurm.tagged(tag)
+
+
+def run_jobs(site: sites.Site, names: list[str], out: Path, sources: dict | None = None) -> tuple[dict, list[str]]:
+    """A whole `--cluster` run of the jobs `names` on the local cluster, in this process: prepare, submit, wait,
+    judge; then nothing of it may be left in the queue. `sources`: files standing in for the course's (broken
+    copies). Returns the verdicts by job and the run's log lines."""
+    from harness.cluster_run import ClusterRun  # the local cluster's helpers load without the cluster run
+
+    lines: list[str] = []
+    run = ClusterRun(site, names, out_dir=out, log=lines.append, sources=sources)
+    try:
+        run.start()
+        assert not run.error, run.error
+        return run.wait(), lines
+    finally:
+        run.cancel()
+        left = queue_left(run.tag)
+        assert not left, f"jobs {left} of run {run.tag} left in the queue"

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import localcluster, references, slurm, sites
-from harness.cluster_run import ClusterRun, judge
+from harness import localcluster, slurm, sites
+from harness.cluster_run import judge
 from harness.exercises import cluster_jobs
 from harness.job_records import finished
 
@@ -43,10 +43,8 @@ def tagged_ids(tag: str) -> list[str]:
 
 def assert_queue_empty(tag: str, within_s: float = 60) -> None:
     """Nothing of run `tag` left in the queue; `within_s` only bounds a hang (scancel takes effect in a second)."""
-    deadline = time.monotonic() + within_s
-    while tagged_ids(tag) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert tagged_ids(tag) == [], f"jobs of run {tag} left in the queue"
+    left = localcluster.queue_left(tag, within_s)
+    assert left == [], f"jobs {left} of run {tag} left in the queue"
 
 
 @pytest.fixture
@@ -356,19 +354,6 @@ def test_every_final_state_gets_a_verdict_that_says_what_happened(tmp_path, stat
 
 # --- JURECA's strictness, proven with broken copies of the course files through the real harness -----------------
 
-def run_through_harness(site, names, out: Path, sources=None) -> tuple[dict, list[str]]:
-    """A whole --cluster run, in this process: prepare, submit, wait, judge; nothing left in the queue."""
-    lines: list[str] = []
-    run = ClusterRun(site, names, out_dir=out, log=lines.append, sources=sources)
-    try:
-        run.start()
-        assert not run.error, run.error
-        return run.wait(), lines
-    finally:
-        run.cancel()
-        assert_queue_empty(run.tag)
-
-
 def broken_copy(tmp_path: Path, name: str, line_pattern: str) -> Path:
     """slurm/<name> with the lines matching `line_pattern` removed; fails if there was no such line."""
     original = (ROOT / "slurm" / name).read_text()
@@ -404,7 +389,7 @@ def test_broken_copies_without_gres_or_without_srun_cpus_fail_with_their_cause(l
     gres_script, cores_script = (cluster_jobs()[name][1].sbatch for name in (no_gres, no_cores))
     sources = {gres_script: broken_copy(tmp_path, gres_script, GRES_LINE),
                cores_script: broken_copy(tmp_path, cores_script, SRUN_CPUS_LINE)}
-    verdicts, lines = run_through_harness(local_site, [no_gres, no_cores], tmp_path / "out", sources)
+    verdicts, lines = localcluster.run_jobs(local_site, [no_gres, no_cores], tmp_path / "out", sources)
     gpus, cores = verdicts[no_gres], verdicts[no_cores]
     assert gpus.state == "COMPLETED" and gpus.figures["gpus"] == 0, gpus.report()
     assert gpus.problems == [f"Slurm gave the job no GPU (CUDA_VISIBLE_DEVICES is not set): on {local_site.name} a "
@@ -415,47 +400,6 @@ def test_broken_copies_without_gres_or_without_srun_cpus_fail_with_their_cause(l
     assert cores.problems == [f"the program could use 1 of the {want} cores the job asked for: add `export "
                               f"SRUN_CPUS_PER_TASK=\"$SLURM_CPUS_PER_TASK\"` before srun in {cores_script} (since "
                               "Slurm 22.05 srun does not pass --cpus-per-task on)"], cores.report()
-
-
-def slowed_matrix(tmp_path: Path, tflops: float, size: int) -> Path:
-    """solutions/matrix_gpu.py with each timed product padded by a sleep to last as long as it would at `tflops`:
-    the program's own TFLOP/s line then says `tflops` (or less, on a machine slower than that), whatever this
-    machine's speed; its product and its check stay the real ones."""
-    original = (ROOT / "solutions" / "matrix_gpu.py").read_text()
-    period = 2 * size ** 3 / (tflops * 1e12)  # seconds one product takes at `tflops`
-    loop = "for _ in range(10):\n    first_there @ second_there\n"
-    assert loop in original, "solutions/matrix_gpu.py has no timed loop of ten products to slow down"
-    padded = ("for _ in range(10):\n    begun = time.perf_counter()\n    first_there @ second_there\n"
-              f"    time.sleep(max(0.0, {period!r} - (time.perf_counter() - begun)))  # deliberately slowed\n")
-    (tmp_path / "matrix_gpu.py").write_text(original.replace(loop, padded))
-    return tmp_path / "matrix_gpu.py"
-
-
-@pytest.mark.slurm
-@pytest.mark.slow
-@pytest.mark.broken_copy
-def test_a_figure_far_below_its_reference_fails_the_job_with_one_line(local_site, tmp_path):
-    """The local profile holds matrix's TFLOP/s to a reference (slurm/sites/local.toml, [jobs.matrix.reference]).
-    The course's matrix_gpu.py passes it; a copy slowed to a hundredth of the reference fails with the one-line
-    figure message and nothing else. The profile's tolerance allows a twentieth (its comment says why), so the copy
-    is five times beyond the limit, and its figure is set by its sleeps, not by this CPU's speed or load."""
-    held = local_site.job("matrix").references.get("tflops")
-    assert held is not None and held.better == "higher", "slurm/sites/local.toml holds no TFLOP/s reference for matrix"
-    assert held.value / 100 < held.limit / 2, f"a hundredth of the reference must be far outside its tolerance: {held}"
-    verdicts, lines = run_through_harness(local_site, ["matrix"], tmp_path / "as-is")
-    within = verdicts["matrix"]
-    assert within.passed, f"the course's own matrix_gpu.py should hold its reference: {within.report()}"
-    size = int(local_site.job("matrix").env["SIZE"])
-    slowed = slowed_matrix(tmp_path, held.value / 100, size)
-    verdicts, lines = run_through_harness(local_site, ["matrix"], tmp_path / "slowed", {"matrix_gpu.py": slowed})
-    slow = verdicts["matrix"]
-    assert slow.state == "COMPLETED" and slow.figures["check"] == "passed", slow.report()
-    figure = slow.figures["tflops"]
-    assert figure < held.limit, f"the slowed copy reported {figure} TFLOP/s, not below {held.limit}: {slow.report()}"
-    assert slow.problems == [f"figure tflops = {references.number(figure)} is below its allowed range: reference "
-                             f"{references.number(held.value)}, tolerance {references.number(held.tolerance)} "
-                             f"(allowed: at least {references.number(held.limit)}; higher is better), from "
-                             f"jobs.matrix.reference of local.toml"], slow.report()
 
 
 @pytest.mark.slurm

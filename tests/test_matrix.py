@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import sites
+from harness import localcluster, references, sites
 from harness.cluster_run import judge
 from harness.coursecheck import exercise_script_problems
-from harness.exercises import matrix
+from harness.exercises import ROOT, matrix
 from harness.exercises.matrix import EXERCISE
 from harness.job_records import finished, write_report
 from harness.localcluster import ACCOUNT, PARTITION, RESERVATION, LocalCluster, submit_env
@@ -146,3 +146,48 @@ def test_course_matrix_script_runs_unchanged(local_slurm: LocalCluster, course_r
     output = (tmp_path / f"output.{job_id}").read_text()
     assert "device: cpu" in output  # the stand-in GPUs are /dev/null: torch rightly finds no CUDA device
     assert "check: passed" in output
+
+
+# --- the reference figure of the cluster job, on the local cluster -----------------------------------------------
+
+def slowed_matrix(tmp_path: Path, tflops: float, size: int) -> Path:
+    """solutions/matrix_gpu.py with each timed product padded by a sleep to last as long as it would at `tflops`:
+    the program's own TFLOP/s line then says `tflops` (or less, on a machine slower than that), whatever this
+    machine's speed; its product and its check stay the real ones."""
+    original = (ROOT / "solutions" / "matrix_gpu.py").read_text()
+    period = 2 * size ** 3 / (tflops * 1e12)  # seconds one product takes at `tflops`
+    loop = "for _ in range(10):\n    first_there @ second_there\n"
+    assert loop in original, "solutions/matrix_gpu.py has no timed loop of ten products to slow down"
+    padded = ("for _ in range(10):\n    begun = time.perf_counter()\n    first_there @ second_there\n"
+              f"    time.sleep(max(0.0, {period!r} - (time.perf_counter() - begun)))  # deliberately slowed\n")
+    (tmp_path / "matrix_gpu.py").write_text(original.replace(loop, padded))
+    return tmp_path / "matrix_gpu.py"
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@pytest.mark.broken_copy
+def test_a_figure_far_below_its_reference_fails_the_job_with_one_line(local_slurm: LocalCluster,
+                                                                       tmp_path: Path) -> None:
+    """The local profile holds matrix's TFLOP/s to a reference (slurm/sites/local.toml, [jobs.matrix.reference]).
+    The course's matrix_gpu.py passes it; a copy slowed to a hundredth of the reference fails with the one-line
+    figure message and nothing else. The profile's tolerance allows a twentieth (its comment says why), so the copy
+    is five times beyond the limit, and its figure is set by its sleeps, not by this CPU's speed or load."""
+    local_site = localcluster.site()
+    held = local_site.job("matrix").references.get("tflops")
+    assert held is not None and held.better == "higher", "slurm/sites/local.toml holds no TFLOP/s reference for matrix"
+    assert held.value / 100 < held.limit / 2, f"a hundredth of the reference must be far outside its tolerance: {held}"
+    verdicts, lines = localcluster.run_jobs(local_site, ["matrix"], tmp_path / "as-is")
+    within = verdicts["matrix"]
+    assert within.passed, f"the course's own matrix_gpu.py should hold its reference: {within.report()}"
+    size = int(local_site.job("matrix").env["SIZE"])
+    slowed = slowed_matrix(tmp_path, held.value / 100, size)
+    verdicts, lines = localcluster.run_jobs(local_site, ["matrix"], tmp_path / "slowed", {"matrix_gpu.py": slowed})
+    slow = verdicts["matrix"]
+    assert slow.state == "COMPLETED" and slow.figures["check"] == "passed", slow.report()
+    figure = slow.figures["tflops"]
+    assert figure < held.limit, f"the slowed copy reported {figure} TFLOP/s, not below {held.limit}: {slow.report()}"
+    assert slow.problems == [f"figure tflops = {references.number(figure)} is below its allowed range: reference "
+                             f"{references.number(held.value)}, tolerance {references.number(held.tolerance)} "
+                             f"(allowed: at least {references.number(held.limit)}; higher is better), from "
+                             f"jobs.matrix.reference of local.toml"], slow.report()

@@ -1,9 +1,10 @@
 """Reference figures of a site profile ([jobs.<name>.reference], harness/references.py), without a cluster: the
 comparison, the one-line verdicts, and the one-line errors for a bad profile. The mechanism on the real local
-cluster, with a drastically slowed program, is tests/test_cluster_harness.py's
+cluster, with a drastically slowed program, is tests/test_matrix.py's
 test_a_figure_far_below_its_reference_fails_the_job_with_one_line."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -78,59 +79,70 @@ def test_a_figure_out_of_range_is_one_line_with_value_reference_tolerance_and_ra
 @pytest.mark.parametrize("figures", [{}, {"tflops": None}, {"tflops": "n/a"}], ids=["absent", "none", "text"])
 def test_a_referenced_figure_missing_from_the_results_fails_saying_so(figures):
     held = {"tflops": Reference("tflops", 0.02, 0.75, "higher")}
-    found = references.problems(held, figures, "jobs.matrix.reference of local.toml")
-    assert found == ["figure tflops is missing from the job's results, but jobs.matrix.reference of local.toml "
+    found = references.problems(held, figures, "jobs.x.reference of local.toml")
+    assert found == ["figure tflops is missing from the job's results, but jobs.x.reference of local.toml "
                      "holds it to a reference 0.02, tolerance 0.75 (allowed: at least 0.005)"], found
 
 
 # --- the verdict of a job --------------------------------------------------------------------------------------------
 
-def test_a_matrix_verdict_fails_on_its_reference_and_passes_within_it(tmp_path):
-    """judge() of a completed matrix job on a profile that holds TFLOP/s to 0.02 with tolerance 0.75: the job's
-    own lines as matrix_gpu.py prints them, its report as the job's reporter writes it."""
-    site = sites.load(profile_with(tmp_path, "matrix", "tflops = { value = 0.02, tolerance = 0.75 }"))
-    job = cluster_jobs()["matrix"][1]
+def a_rate_of_a_job() -> tuple[str, ClusterJob, str]:
+    """A cluster job of the registry and one of its rates (any one: the mechanism is the same for every job)."""
+    for name, (_, job) in cluster_jobs().items():
+        for figure, better in job.figures.items():
+            if better == "higher":
+                return name, job, figure
+    raise AssertionError("no cluster job of the registry declares a rate (a figure where higher is better)")
+
+
+def judged(tmp_path: Path, value: float | None, state: str = "COMPLETED") -> list[str]:
+    """judge() of a job of the registry on a profile holding its rate to 0.02 with tolerance 0.75, the job's own
+    check standing in as one that reports `value` (None: no figure), its program's report as the reporter writes
+    it, on a node that gave it all it asked for."""
+    name, job, figure = a_rate_of_a_job()
+    site = sites.load(profile_with(tmp_path, name, f"{figure} = {{ value = 0.02, tolerance = 0.75 }}"))
+    reporting = dataclasses.replace(job, check=lambda result: ({} if value is None else {figure: value}, []))
     work = tmp_path / "job"
-    (work / "reports").mkdir(parents=True)
+    (work / "reports").mkdir(parents=True, exist_ok=True)
     (work / "reports" / "report-dc01-1.json").write_text(json.dumps(
-        {"pid": 1, "host": "dc01", "argv": ["matrix_gpu.py"], "cores": 1, "cuda_visible_devices": "0,1,2,3",
-         "slurm": {"nodename": "dc01"}, "network": [], "fits": []}))
-    ended = slurm.Job(name="matrix", job_id="9", label="matrix-t", state="COMPLETED", exit_code="0:0")
-    (work / "output.9").write_text("device: cpu\nTFLOP/s: 0.0019\ncheck: passed (largest relative error 1.0e-07)\n")
-    slow = judge(ended, work, job, site)
-    assert slow.problems == ["figure tflops = 0.0019 is below its allowed range: reference 0.02, tolerance 0.75 "
-                             "(allowed: at least 0.005; higher is better), from jobs.matrix.reference of refs.toml"], \
-        slow.report()
-    (work / "output.9").write_text("device: cpu\nTFLOP/s: 0.0051\ncheck: passed (largest relative error 1.0e-07)\n")
-    assert judge(ended, work, job, site).passed, "a figure inside its tolerance must pass"
-    (work / "output.9").write_text("device: cpu\ncheck: passed (largest relative error 1.0e-07)\n")
-    without = judge(ended, work, job, site).problems
-    assert "figure tflops is missing from the job's results, but jobs.matrix.reference of refs.toml holds it to " \
-           "a reference 0.02, tolerance 0.75 (allowed: at least 0.005)" in without, without
+        {"pid": 1, "host": "dc01", "argv": [job.programs[-1]], "cores": site.job(name).cpus_per_task,
+         "cuda_visible_devices": ",".join(map(str, range(site.gpus_per_node))), "slurm": {"nodename": "dc01"},
+         "network": []}))
+    ended = slurm.Job(name=name, job_id="9", label=f"{name}-t", state=state,
+                      exit_code="0:0" if state == "COMPLETED" else "0:15")
+    return judge(ended, work, reporting, site).problems
+
+
+def test_a_verdict_fails_on_its_reference_and_passes_within_it(tmp_path):
+    name, _, figure = a_rate_of_a_job()
+    assert judged(tmp_path, 0.0019) == [
+        f"figure {figure} = 0.0019 is below its allowed range: reference 0.02, tolerance 0.75 (allowed: at least "
+        f"0.005; higher is better), from jobs.{name}.reference of refs.toml"], "a rate far below its reference"
+    assert judged(tmp_path, 0.0051) == [], "a figure inside its tolerance must pass"
+    assert judged(tmp_path, None) == [
+        f"figure {figure} is missing from the job's results, but jobs.{name}.reference of refs.toml holds it to a "
+        "reference 0.02, tolerance 0.75 (allowed: at least 0.005)"], "a referenced figure the job did not report"
 
 
 def test_a_failed_job_is_not_also_blamed_for_its_figures(tmp_path):
     """A job that did not complete has its state as its problem: no figure line on top of it."""
-    site = sites.load(profile_with(tmp_path, "matrix", "tflops = { value = 0.02, tolerance = 0.75 }"))
-    ended = slurm.Job(name="matrix", job_id="9", label="matrix-t", state="TIMEOUT", exit_code="0:15")
-    verdict = judge(ended, tmp_path / "job", cluster_jobs()["matrix"][1], site)
-    assert len(verdict.problems) == 1 and "TIMEOUT" in verdict.problems[0], verdict.report()
+    problems = judged(tmp_path, 0.0019, state="TIMEOUT")
+    assert len(problems) == 1 and "TIMEOUT" in problems[0], problems
 
 
 # --- the profile ---------------------------------------------------------------------------------------------------
 
 def test_shipped_profiles_hold_only_figures_their_jobs_report_with_sane_tolerances():
-    """Both shipped profiles load (unknown figures, bad tolerances would not); JURECA-DC holds the cat classifier to
-    the course's own A100 run, 42 s per epoch."""
+    """Both shipped profiles load (unknown figures, bad tolerances would not), and each reference's direction is the
+    one its job declares."""
     for name in ("local", "jureca-dc"):
         site = sites.resolve(name)
         for job, settings in site.jobs.items():
             declared = cluster_jobs()[job][1].figures
-            assert set(settings.references) <= set(declared), (name, job, settings.references)
-    cats = sites.resolve("jureca-dc").job("cats").references
-    assert cats["seconds_per_epoch"].value == 42 and cats["seconds_per_epoch"].better == "lower", cats
-    local = sites.resolve("local")
-    assert local.job("matrix").references["tflops"].better == "higher", local.job("matrix").references
+            assert set(settings.references) <= set(declared), \
+                f"{name}.toml holds figures {sorted(set(settings.references) - set(declared))} that {job} never reports"
+            for figure, held in settings.references.items():
+                assert held.better == declared[figure], f"{name}.toml: {job}'s {figure} is better {declared[figure]}"
 
 
 def test_a_job_that_declares_a_figure_without_its_better_direction_is_refused():
@@ -141,43 +153,56 @@ def test_a_job_that_declares_a_figure_without_its_better_direction_is_refused():
                                 "\"higher\" or \"lower\""), str(error.value)
 
 
+def a_time_of_a_job() -> tuple[str, ClusterJob, str]:
+    """A cluster job of the registry and one of its times (a figure where lower is better)."""
+    for name, (_, job) in cluster_jobs().items():
+        for figure, better in job.figures.items():
+            if better == "lower":
+                return name, job, figure
+    raise AssertionError("no cluster job of the registry declares a time (a figure where lower is better)")
+
+
 def test_an_unknown_figure_names_the_figures_the_job_reports(tmp_path):
-    message = load_error(profile_with(tmp_path, "cats", "seconds_per_epok = { value = 42, tolerance = 0.5 }"))
-    assert message == ("unknown figure `jobs.cats.reference.seconds_per_epok`: the job reports these figures that may "
-                       "hold a reference: seconds_per_epoch, images_per_second"), message
+    name, job, figure = a_time_of_a_job()
+    message = load_error(profile_with(tmp_path, name, f"{figure}x = {{ value = 42, tolerance = 0.5 }}"))
+    assert message == (f"unknown figure `jobs.{name}.reference.{figure}x`: the job reports these figures that may "
+                       f"hold a reference: {', '.join(job.figures)}"), message
 
 
 @pytest.mark.parametrize("body, expected", [
-    ("tflops = 0.02", "key `jobs.matrix.reference.tflops` must be a table: `tflops = { value = <reference>, "
-                      "tolerance = <fraction> }`, not 0.02"),
-    ("tflops = { value = 0.02 }", "missing key `jobs.matrix.reference.tflops.tolerance` (a reference is `{ value = "
-                                  "<reference>, tolerance = <fraction> }`)"),
-    ("tflops = { value = 0.02, tolerance = 0.5, better = \"lower\" }",
-     "unknown key `jobs.matrix.reference.tflops.better` (a reference has only value and tolerance; which direction "
-     "is better comes from the job: tflops is better higher)"),
-    ("tflops = { value = \"fast\", tolerance = 0.5 }", "key `jobs.matrix.reference.tflops.value` must be a number, "
-                                                       "not 'fast'"),
-    ("tflops = { value = 0, tolerance = 0.5 }", "key `jobs.matrix.reference.tflops.value` must be above 0 (a measured "
-                                                "tflops), not 0"),
-    ("tflops = { value = 0.02, tolerance = 4 }",
-     "key `jobs.matrix.reference.tflops.tolerance` must be above 0 and below 1, not 4: higher is better for tflops, "
+    ("{f} = 0.02", "key `jobs.{j}.reference.{f}` must be a table: `{f} = {{ value = <reference>, "
+                   "tolerance = <fraction> }}`, not 0.02"),
+    ("{f} = {{ value = 0.02 }}", "missing key `jobs.{j}.reference.{f}.tolerance` (a reference is `{{ value = "
+                                 "<reference>, tolerance = <fraction> }}`)"),
+    ("{f} = {{ value = 0.02, tolerance = 0.5, better = \"lower\" }}",
+     "unknown key `jobs.{j}.reference.{f}.better` (a reference has only value and tolerance; which direction "
+     "is better comes from the job: {f} is better higher)"),
+    ("{f} = {{ value = \"fast\", tolerance = 0.5 }}", "key `jobs.{j}.reference.{f}.value` must be a number, "
+                                                     "not 'fast'"),
+    ("{f} = {{ value = 0, tolerance = 0.5 }}", "key `jobs.{j}.reference.{f}.value` must be above 0 (a measured "
+                                              "{f}), not 0"),
+    ("{f} = {{ value = 0.02, tolerance = 4 }}",
+     "key `jobs.{j}.reference.{f}.tolerance` must be above 0 and below 1, not 4: higher is better for {f}, "
      "so the run may be that fraction lower (0.75: at least a quarter of the reference)"),
 ], ids=["not-a-table", "no-tolerance", "direction-given", "value-text", "value-zero", "rate-tolerance-4"])
 def test_a_bad_reference_is_one_line_naming_the_key(tmp_path, body, expected):
-    message = load_error(profile_with(tmp_path, "matrix", body))
-    assert message == expected, message
+    name, _, figure = a_rate_of_a_job()
+    message = load_error(profile_with(tmp_path, name, body.format(j=name, f=figure)))
+    assert message == expected.format(j=name, f=figure), message
 
 
 def test_a_time_takes_a_tolerance_above_one_but_not_a_negative_one(tmp_path):
-    site = sites.load(profile_with(tmp_path, "cats", "seconds_per_epoch = { value = 10, tolerance = 3 }"))
-    assert site.job("cats").references["seconds_per_epoch"].limit == 40, "lower is better: at most 4 x 10 s"
-    message = load_error(profile_with(tmp_path, "cats", "seconds_per_epoch = { value = 10, tolerance = -0.5 }"))
-    assert message.startswith("key `jobs.cats.reference.seconds_per_epoch.tolerance` must be above 0, not -0.5"), \
-        message
+    name, _, figure = a_time_of_a_job()
+    site = sites.load(profile_with(tmp_path, name, f"{figure} = {{ value = 10, tolerance = 3 }}"))
+    assert site.job(name).references[figure].limit == 40, "lower is better: at most 4 x 10 s"
+    message = load_error(profile_with(tmp_path, name, f"{figure} = {{ value = 10, tolerance = -0.5 }}"))
+    assert message.startswith(f"key `jobs.{name}.reference.{figure}.tolerance` must be above 0, not -0.5"), message
 
 
 def test_a_reference_that_is_not_a_table_names_the_key(tmp_path):
-    text = without_references().replace("[jobs.matrix]\n", "[jobs.matrix]\nreference = 3\n")
+    name = next(iter(cluster_jobs()))
+    text = without_references().replace(f"[jobs.{name}]\n", f"[jobs.{name}]\nreference = 3\n")
+    assert text != without_references(), f"the local profile has no [jobs.{name}] table to put the key in"
     path = tmp_path / "flat.toml"
     path.write_text(text)
-    assert load_error(path) == "key `jobs.matrix.reference` must be a table, not 3"
+    assert load_error(path) == f"key `jobs.{name}.reference` must be a table, not 3"
