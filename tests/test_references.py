@@ -86,13 +86,22 @@ def test_a_referenced_figure_missing_from_the_results_fails_saying_so(figures):
 
 # --- the verdict of a job --------------------------------------------------------------------------------------------
 
-def a_rate_of_a_job() -> tuple[str, ClusterJob, str]:
-    """A cluster job of the registry and one of its rates (any one: the mechanism is the same for every job)."""
+def a_figure_of_a_job(better: str) -> tuple[str, ClusterJob, str]:
+    """A cluster job of the registry and one of its figures where `better` is better: "higher" a rate, "lower" a
+    time (any one: the mechanism is the same for every job)."""
     for name, (_, job) in cluster_jobs().items():
-        for figure, better in job.figures.items():
-            if better == "higher":
+        for figure, direction in job.figures.items():
+            if direction == better:
                 return name, job, figure
-    raise AssertionError("no cluster job of the registry declares a rate (a figure where higher is better)")
+    raise AssertionError(f"no cluster job of the registry declares a figure where {better} is better")
+
+
+def a_rate_of_a_job() -> tuple[str, ClusterJob, str]:
+    return a_figure_of_a_job("higher")
+
+
+def a_time_of_a_job() -> tuple[str, ClusterJob, str]:
+    return a_figure_of_a_job("lower")
 
 
 def judged(tmp_path: Path, value: float | None, state: str = "COMPLETED") -> list[str]:
@@ -151,15 +160,6 @@ def test_a_job_that_declares_a_figure_without_its_better_direction_is_refused():
                    figures={"steps_per_s": "faster"})
     assert str(error.value) == ("cluster job `x` declares figures {'steps_per_s': 'faster'}: say which is better, "
                                 "\"higher\" or \"lower\""), str(error.value)
-
-
-def a_time_of_a_job() -> tuple[str, ClusterJob, str]:
-    """A cluster job of the registry and one of its times (a figure where lower is better)."""
-    for name, (_, job) in cluster_jobs().items():
-        for figure, better in job.figures.items():
-            if better == "lower":
-                return name, job, figure
-    raise AssertionError("no cluster job of the registry declares a time (a figure where lower is better)")
 
 
 def test_an_unknown_figure_names_the_figures_the_job_reports(tmp_path):
