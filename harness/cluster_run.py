@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -106,12 +107,30 @@ def generic_problems(result: JobResult, cluster_job: ClusterJob) -> list[str]:
     return problems
 
 
+def _killed_by(exit_code: str) -> str:
+    """The meaning of a FAILED job's exit code `0:<signal>`: its batch shell died of that signal ("" if none)."""
+    after = exit_code.partition(":")[2]
+    number = int(after) if after.isdigit() else 0
+    if not number:
+        return ""
+    if number not in signal.valid_signals():
+        return f"the batch shell was killed by signal {number}"
+    name = signal.Signals(number).name.removeprefix("SIG")
+    if number == signal.SIGKILL:
+        return "the batch shell was killed by SIGKILL"
+    return (f"the batch shell was killed by SIG{name}, a signal it does not trap: Slurm sends it before the time "
+            f"limit where the script asks (--signal=B:{name}@<seconds>), and without `trap <function> {name}` the "
+            "job ends there; Slurm then stops its programs (SIGTERM, SIGKILL seconds later), and what they have not "
+            "saved is lost")
+
+
 def _end_problems(job: slurm.Job, subject: str) -> list[str]:
     """What is wrong with how a job (`subject`: "the job", "the follow-up job 42") ended: cancelled by the harness,
-    or not COMPLETED with exit code 0, each in one line that says what the state means."""
+    or not COMPLETED with exit code 0, each in one line that says what the state means (for a batch shell killed
+    by a signal: which, and why a trap matters)."""
     problems = [f"{subject} was cancelled by the harness: {job.given_up}"] if job.given_up else []
     if job.state != "COMPLETED" or job.exit_code not in ("0:0", "0"):
-        meaning = slurm.STATE_MEANING.get(job.state, "")
+        meaning = (job.state == "FAILED" and _killed_by(job.exit_code)) or slurm.STATE_MEANING.get(job.state, "")
         problems.append(f"{subject} ended {job.state} with exit code {job.exit_code or '?'}"
                         + (f": {meaning}" if meaning else "") + (f" ({job.cause})" if job.cause else ""))
     return problems
