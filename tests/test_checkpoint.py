@@ -6,7 +6,8 @@
    once, the resumed epoch in its own order; a SIGKILL half-way through a save leaves the last checkpoint loadable.
 6c slurm/checkpoint.sbatch: the signal for the batch shell, a trap for that signal that passes it on to the training
    step, srun in the background with `wait`, output files that a requeue appends to; on the local cluster the job is
-   stopped by its time limit's signal and the follow-up job finishes the training.
+   stopped by its time limit's signal and the follow-up job finishes the training, and a copy without the trap
+   dies at the signal (FAILED 0:15) with a verdict that says so.
 Each check is also run on a deliberately broken copy, and must catch it.
 """
 from __future__ import annotations
