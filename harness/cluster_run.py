@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -106,6 +107,35 @@ def generic_problems(result: JobResult, cluster_job: ClusterJob) -> list[str]:
     return problems
 
 
+def _killed_by(exit_code: str) -> str:
+    """The meaning of a FAILED job's exit code `0:<signal>`: its batch shell died of that signal ("" if none)."""
+    after = exit_code.partition(":")[2]
+    number = int(after) if after.isdigit() else 0
+    if not number:
+        return ""
+    if number not in signal.valid_signals():
+        return f"the batch shell was killed by signal {number}"
+    name = signal.Signals(number).name.removeprefix("SIG")
+    if number == signal.SIGKILL:
+        return "the batch shell was killed by SIGKILL"
+    return (f"the batch shell was killed by SIG{name}, a signal it does not trap: Slurm sends it before the time "
+            f"limit where the script asks (--signal=B:{name}@<seconds>), and without `trap <function> {name}` the "
+            "job ends there; Slurm then stops its programs (SIGTERM, SIGKILL seconds later), and what they have not "
+            "saved is lost")
+
+
+def _end_problems(job: slurm.Job, subject: str) -> list[str]:
+    """What is wrong with how a job (`subject`: "the job", "the follow-up job 42") ended: cancelled by the harness,
+    or not COMPLETED with exit code 0, each in one line that says what the state means (for a batch shell killed
+    by a signal: which, and why a trap matters)."""
+    problems = [f"{subject} was cancelled by the harness: {job.given_up}"] if job.given_up else []
+    if job.state != "COMPLETED" or job.exit_code not in ("0:0", "0"):
+        meaning = (job.state == "FAILED" and _killed_by(job.exit_code)) or slurm.STATE_MEANING.get(job.state, "")
+        problems.append(f"{subject} ended {job.state} with exit code {job.exit_code or '?'}"
+                        + (f": {meaning}" if meaning else "") + (f" ({job.cause})" if job.cause else ""))
+    return problems
+
+
 def judge(job: slurm.Job, workdir: Path, cluster_job: ClusterJob | None = None, site: Site | None = None,
           settings: JobSettings | None = None, follow_ups: list[slurm.Job] | None = None) -> Verdict:
     """A finished job's verdict: Slurm's state and exit code first, then, for a course job, what its programs
@@ -116,19 +146,10 @@ def judge(job: slurm.Job, workdir: Path, cluster_job: ClusterJob | None = None, 
     output_file, error_file = workdir / f"output.{job.job_id}", workdir / f"error.{job.job_id}"
     output = output_file.read_text(errors="replace") if output_file.is_file() else ""
     errors = error_file.read_text(errors="replace") if error_file.is_file() else ""
-    if job.given_up:
-        verdict.problems.append(f"cancelled by the harness: {job.given_up}")
-    if job.state != "COMPLETED" or job.exit_code not in ("0:0", "0"):
-        meaning = slurm.STATE_MEANING.get(job.state, "")
-        verdict.problems.append(f"the job ended {job.state} with exit code {job.exit_code or '?'}"
-                                + (f": {meaning}" if meaning else "") + (f" ({job.cause})" if job.cause else ""))
+    verdict.problems += _end_problems(job, "the job")
     for later in follow_ups or []:  # a chain: every follow-up must end well too
         verdict.history.append(later.line())
-        if later.given_up:
-            verdict.problems.append(f"follow-up job {later.job_id} cancelled by the harness: {later.given_up}")
-        elif later.state != "COMPLETED" or later.exit_code not in ("0:0", "0"):
-            verdict.problems.append(f"the follow-up job {later.job_id} ended {later.state} with exit code "
-                                    f"{later.exit_code or '?'}: {slurm.STATE_MEANING.get(later.state, '')}")
+        verdict.problems += _end_problems(later, f"the follow-up job {later.job_id}")
     if cluster_job is not None and site is not None:
         settings = settings or site.job(job.name)
         reports = read_reports(workdir / REPORTS, cluster_job.programs)
@@ -233,17 +254,14 @@ class ClusterRun:
                     self.ensure_venv()
                 prepared = cluster_job.prepare(self, workdir) if cluster_job.prepare else {}
                 env = self.job_env(name, workdir, prepared)
-                self.jobs[name] = slurm.submit(
-                    workdir / cluster_job.sbatch, name=name, tag=self.tag, chdir=workdir, results=workdir,
-                    site=self.site, env=env)
-                self.jobs[name].requeues_itself = cluster_job.requeues_itself
-                chain = [self.jobs[name]]
-                for _ in range(cluster_job.follow_ups):  # each starts when the one before has ended, however
+                chain: list[slurm.Job] = []  # the job, then its follow-ups: each starts when the one before it
+                for _ in range(1 + cluster_job.follow_ups):  # has ended, however it ended (afterany)
                     chain.append(slurm.submit(
                         workdir / cluster_job.sbatch, name=name, tag=self.tag, chdir=workdir, results=workdir,
-                        site=self.site, env=env, options=[f"--dependency=afterany:{chain[-1].job_id}"],
+                        site=self.site, env=env, options=[f"--dependency=afterany:{chain[-1].job_id}"] if chain else [],
                         exclude=[j.job_id for j in chain]))
-                self.follow_ups[name] = chain[1:]
+                    self.jobs[name], self.follow_ups[name] = chain[0], chain[1:]  # all submitted can be cancelled
+                self.jobs[name].requeues_itself = cluster_job.requeues_itself
                 knobs = " ".join(f"{k}={v}" for k, v in self.site.job(name).env.items())
                 later = " ".join(j.job_id for j in self.follow_ups[name])
                 self.log(f"submitted {name} as job {self.jobs[name].job_id} ({cluster_job.sbatch}"

@@ -6,7 +6,8 @@
    once, the resumed epoch in its own order; a SIGKILL half-way through a save leaves the last checkpoint loadable.
 6c slurm/checkpoint.sbatch: the signal for the batch shell, a trap for that signal that passes it on to the training
    step, srun in the background with `wait`, output files that a requeue appends to; on the local cluster the job is
-   stopped by its time limit's signal and the follow-up job finishes the training.
+   stopped by its time limit's signal and the follow-up job finishes the training, and a copy without the trap
+   dies at the signal (FAILED 0:15) with a verdict that says so.
 Each check is also run on a deliberately broken copy, and must catch it.
 """
 from __future__ import annotations
@@ -249,3 +250,40 @@ def test_the_job_stops_before_its_limit_and_a_follow_up_finishes(local_slurm, mo
     assert not problems, problems[0]
     print(f"{verdict.figures}; {len(rows)} steps over the chain, largest loss difference to the uninterrupted run "
           f"{checks.largest_difference(rows, expected):.1e}, allowed {checks.RESUME_TOLERANCE:.1e}")
+
+
+
+@pytest.mark.slurm
+@pytest.mark.broken_copy
+def test_a_job_without_the_trap_dies_at_the_signal(local_slurm, monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    """slurm/checkpoint.sbatch with its trap removed (BROKEN_SCRIPTS["no trap"]) through the harness's own cluster
+    run, alone (its follow-ups would only repeat it) with a 1-minute limit and the signal 30 s before it. Slurm's
+    SIGTERM kills the batch shell itself: the job ends at once, FAILED with exit code 0:15 (read from sacct, Slurm
+    22.05), not COMPLETED as with the trap and not TIMEOUT, and the verdict fails it naming the signal and the trap.
+    Slurm then ends the training step: SIGTERM, SIGKILL KillWait seconds later (5 s on the local cluster). Whether
+    the training's own save still fits in between is a race the small local model tends to win and a large one
+    loses; the test prints which way it went and does not hold it to either."""
+    from harness import cluster_run, localcluster, slurm
+    from harness.exercises import cluster_jobs
+
+    old, new, _ = BROKEN_SCRIPTS["no trap"]
+    registry = {name: (exercise, dataclasses.replace(job, follow_ups=0) if name == "checkpoint" else job)
+                for name, (exercise, job) in cluster_jobs().items()}
+    monkeypatch.setattr(cluster_run, "cluster_jobs", lambda: registry)  # the job alone, without its chain
+    site = localcluster.site()
+    site = dataclasses.replace(site, jobs={**site.jobs, "checkpoint": dataclasses.replace(
+        site.job("checkpoint"), sbatch_args=["--time=00:01:00", "--signal=B:TERM@30"])})
+    verdicts, lines = localcluster.run_jobs(site, ["checkpoint"], tmp_path / "run",
+                                            {SBATCH.name: edited_script(tmp_path, old, new)})
+    verdict = verdicts["checkpoint"]
+    print("\n".join(lines))
+    final = slurm.accounting(verdict.job_id, ["State", "ExitCode", "Elapsed", "Timelimit"])
+    assert (final.get("State"), final.get("ExitCode")) == ("FAILED", "0:15"), \
+        f"sacct shows {final} for the job without a trap, not FAILED 0:15 (its batch shell killed by SIGTERM)"
+    assert not verdict.passed, "the harness passed a job without a trap"
+    cause = "the job ended FAILED with exit code 0:15: the batch shell was killed by SIGTERM, a signal it does not trap"
+    assert verdict.problems[0].startswith(cause), verdict.report()
+    assert "SIGTERM: the training saves" not in (Path(verdict.results) / f"output.{verdict.job_id}").read_text(), \
+        "the removed trap ran"
+    print(f"sacct: {final}\n{verdict.problems[0]}\nwhat the training saved in Slurm's KillWait: {verdict.figures}")

@@ -83,5 +83,6 @@ def check_checkpoint_job(result) -> tuple[dict, list[str]]:
     if seconds > 0:  # learning() reads one start's clock; each start of a chain counts from its own
         figures.update(train_seconds=round(seconds, 1), pictures_per_s=round(sum(r[1] for r in rows) / seconds, 1))
     figures = {"jobs": len(chain), "started": len(trained_in), "trained_in": len(starts_in_log(rows)),
-               "runs": sum(len(r) or 1 for r in runs.values()), **figures}
+               "runs": sum(len(r) or 1 for r in runs.values()), "steps": len(rows),
+               "checkpoint": f"epoch {final['epoch']} step {final['step']}" if final else "none", **figures}
     return figures, problems + fell
