@@ -76,12 +76,18 @@ class SlurmError(RuntimeError):
 
 
 @dataclass(kw_only=True)
-class JobInfo:
-    """One poll's view of a job. Keyword-only: a Job is one too, and keeps its name and id as its first fields."""
+class Status:
+    """A job's status as Slurm gives it: its state, exit code and seconds run. Keyword-only, so that the records
+    built on it (JobInfo, Job, harness/cluster_run.py's Verdict) keep their own first fields first."""
     state: str
-    reason: str = ""
     exit_code: str = ""
     elapsed_s: int = 0
+
+
+@dataclass(kw_only=True)
+class JobInfo(Status):
+    """One poll's view of a job."""
+    reason: str = ""
     time_limit_s: int | None = None
     nodes: str = ""  # where it runs or ran (Slurm's node list)
 
