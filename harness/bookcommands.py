@@ -35,6 +35,7 @@ OPAQUE_DIRECTIVES = frozenset({"code-cell", "literalinclude", "parsed-literal", 
 EXERCISE_DIRECTIVES = frozenset({"exercise", "solution"})
 FENCE = re.compile(r"^\s*(?P<fence>`{3,}|~{3,}|:{3,})\s*(?P<info>.*?)\s*$")
 DIRECTIVE = re.compile(r"^\{(?P<name>[\w:-]+)\}\s*(?P<argument>.*)$")
+OPTION = re.compile(r"^\s*:[\w-]+:")  # a directive's `:option: value` line
 EXAMPLE_JOB_ID = re.compile(r"Submitted batch job (\d+)")
 # A placeholder the reader replaces: <jobid>, <id>, ...
 ANGLE_PLACEHOLDER = re.compile(r"<([A-Za-z][\w-]*)>")
@@ -172,7 +173,7 @@ def _drop_options(body: list[str]) -> list[str]:
     """A directive's leading `:option: value` lines are not code (they stay as blank lines, for the numbering)."""
     lines, in_options = [], True
     for line in body:
-        if in_options and re.match(r"^\s*:[\w-]+:", line):
+        if in_options and OPTION.match(line):
             lines.append("")
             continue
         in_options = False

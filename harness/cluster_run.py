@@ -45,12 +45,11 @@ class JobResult:
 
 
 @dataclass
-class Verdict:
+class Verdict(slurm.Status):
+    """A job's verdict: Slurm's last status of it (NOT SUBMITTED: it never got a job id) and the harness's judgement."""
     test: str
     job_id: str = ""
-    state: str = "NOT SUBMITTED"
-    exit_code: str = ""
-    elapsed_s: int = 0
+    state: str = field(default="NOT SUBMITTED", kw_only=True)
     passed: bool = False
     problems: list[str] = field(default_factory=list)
     figures: dict = field(default_factory=dict)

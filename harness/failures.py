@@ -31,15 +31,29 @@ def raised_in_course_file(stderr: str) -> tuple[str, int] | None:
     return path.rsplit("/", 1)[-1], line
 
 
+def first_found(text: str, patterns: tuple[re.Pattern, ...] = (TODO_RAISED,)) -> str:
+    """What the first of `patterns` that matches found (its first group), "" when none does: the TODO raised."""
+    for pattern in patterns:
+        match = pattern.search(text)
+        if match:
+            return match.group(1).strip()
+    return ""
+
+
+def raised(text: str) -> tuple[str, str] | None:
+    """(`FILE:LINE` of the course file that raised, the exception's line), or None where the text lacks either."""
+    where, exceptions = raised_in_course_file(text), EXCEPTION_LINE.findall(text)
+    return (f"{where[0]}:{where[1]}", exceptions[-1].strip()) if where and exceptions else None
+
+
 def why_failed(program: str, returncode: int, stderr: str, stdout: str = "") -> str:
     """The TODO raised, else `FILE:LINE: the exception's line` of the course file that raised, else the last line
     of the output, each prefixed with what failed."""
-    todo = TODO_RAISED.search(stderr)
+    todo = first_found(stderr)
     if todo:
-        return todo.group(1).strip()
-    exceptions = EXCEPTION_LINE.findall(stderr)
-    where = raised_in_course_file(stderr)
-    if exceptions and where:
-        return f"{program} failed at {where[0]}:{where[1]}: {exceptions[-1].strip()}"
+        return todo
+    exception = raised(stderr)
+    if exception:
+        return f"{program} failed at {exception[0]}: {exception[1]}"
     last = (stderr.strip() or stdout.strip() or "no output").splitlines()[-1].strip()
     return f"{program} failed (exit code {returncode}): {last}"

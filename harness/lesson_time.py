@@ -27,6 +27,8 @@ from pathlib import Path
 
 import yaml
 
+from harness.bookcommands import DIRECTIVE, FENCE, OPTION
+
 REPO = Path(__file__).resolve().parent.parent
 
 WORDS_PER_MINUTE = 180
@@ -38,13 +40,9 @@ JOB_MINUTES = 5
 REGION = "# --- your work ---"
 GOING_FURTHER = re.compile(r"^##\s+Going further\b", re.I)
 
-_FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,}|:{3,})\s*(?P<info>.*?)\s*$")
-_DIRECTIVE = re.compile(r"^\{(?P<name>[\w:-]+)\}\s*(?P<arg>.*)$")
-_OPTION = re.compile(r"^\s*:[\w-]+:")
 _LABEL = re.compile(r"^\s*\([\w-]+\)=\s*$")
 _WORD = re.compile(r"[\w'’.-]*\w")
 _SBATCH = re.compile(r"(^|\$ |[;&|(] *)(\w+=\S+ +)*sbatch\s")
-_CODE_DIRECTIVES = {"code-block", "code", "sourcecode", "code-cell", "parsed-literal"}
 _PROSE_DIRECTIVES = {"admonition", "note", "tip", "important", "warning", "caution", "attention", "hint", "seealso",
                      "danger", "error", "exercise", "solution", "dropdown", "figure", "margin", "sidebar", "epigraph"}
 
@@ -92,12 +90,15 @@ def body_lines(text: str) -> list[str]:
     return lines
 
 
+def _included_text(page: Path, target: str) -> str:
+    """The file a literalinclude of the page names ("" where there is none)."""
+    path = (page.parent / target).resolve()
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+
+
 def _included_lines(page: Path, target: str, options: dict[str, str]) -> int:
     """How many lines a literalinclude shows (its `:lines:` range, else the whole file)."""
-    path = (page.parent / target).resolve()
-    if not path.is_file():
-        return 0
-    total = len(path.read_text(encoding="utf-8", errors="replace").splitlines())
+    total = len(_included_text(page, target).splitlines())
     spec = options.get("lines")
     if not spec:
         return total
@@ -112,11 +113,7 @@ def _included_lines(page: Path, target: str, options: dict[str, str]) -> int:
 
 def _included_regions(page: Path, target: str, options: dict[str, str]) -> int:
     """How many student regions a literalinclude of an exercises/ file shows (the whole file: all of them)."""
-    path = (page.parent / target).resolve()
-    if not path.is_file():
-        return 0
-    text = path.read_text(encoding="utf-8", errors="replace")
-    return text.count(REGION) if not options.get("lines") else 0
+    return _included_text(page, target).count(REGION) if not options.get("lines") else 0
 
 
 def _count_words(line: str) -> int:
@@ -138,7 +135,7 @@ def estimate(page: Path) -> PageTime:
         line = lines[i]
         if not stack and line.startswith("## "):
             optional = bool(GOING_FURTHER.match(line))
-        match = _FENCE.match(line)
+        match = FENCE.match(line)
         if match and stack and not match["info"] and match["fence"][0] == stack[-1][0][0] and len(
                 match["fence"]) >= len(stack[-1][0]):
             stack.pop()
@@ -150,20 +147,20 @@ def estimate(page: Path) -> PageTime:
             result.jobs += 1
             job_counted = True
         if match and not in_code:
-            directive = _DIRECTIVE.match(match["info"])
+            directive = DIRECTIVE.match(match["info"])
             options: dict[str, str] = {}
             j = i + 1
-            while j < len(lines) and _OPTION.match(lines[j]):
+            while j < len(lines) and OPTION.match(lines[j]):
                 key, _, value = lines[j].strip()[1:].partition(":")
                 options[key] = value.strip()
                 j += 1
             name = directive["name"] if directive else ""
             if name == "literalinclude":
-                shown = _included_lines(page, directive["arg"], options)
+                shown = _included_lines(page, directive["argument"], options)
                 if not optional and not in_box:
                     result.code_lines += shown
-                if not optional and stack and stack[-1][1] == "exercise" and "exercises/" in directive["arg"]:
-                    result.regions += _included_regions(page, directive["arg"], options)
+                if not optional and stack and stack[-1][1] == "exercise" and "exercises/" in directive["argument"]:
+                    result.regions += _included_regions(page, directive["argument"], options)
                 end = next((k for k in range(j, len(lines)) if lines[k].strip() == match["fence"]), j - 1)
                 i = end + 1
                 continue
@@ -187,7 +184,7 @@ def estimate(page: Path) -> PageTime:
         if in_code:
             if not optional and not in_box and line.strip():
                 result.code_lines += 1
-        elif not _LABEL.match(line) and not _OPTION.match(line):
+        elif not _LABEL.match(line) and not OPTION.match(line):
             count = _count_words(line)
             if optional:
                 result.optional_words += count

@@ -20,7 +20,7 @@ import pytest
 from _pytest._code.code import ReprFileLocation
 
 from harness.exercises import all_exercises, exercise_of_test
-from harness.failures import EXCEPTION_LINE, NEEDS_EARLIER, TODO_RAISED, raised_in_course_file
+from harness.failures import NEEDS_EARLIER, TODO_RAISED, first_found, raised
 
 TODO_ANYWHERE = re.compile(r"\b(TODO\b.*)")
 
@@ -47,10 +47,9 @@ def what_is_missing(text: str, crash_message: str, check: str = "") -> str:
     """One line for the student: the TODO their exercise raised, else the check's own message; where that is raw
     Python (a bare assert, a repr), the line of a course file that raised and its exception, else the check's name
     in words. Never a traceback or a library's message."""
-    for pattern in (NEEDS_EARLIER, TODO_RAISED):
-        match = pattern.search(text)
-        if match:
-            return match.group(1).strip()
+    earlier = first_found(text, (NEEDS_EARLIER, TODO_RAISED))
+    if earlier:
+        return earlier
     match = TODO_ANYWHERE.search(text)
     if match:  # a TODO quoted in source code: drop the code's closing quotes and brackets
         return match.group(1).strip().rstrip("\"')").strip()
@@ -58,9 +57,9 @@ def what_is_missing(text: str, crash_message: str, check: str = "") -> str:
     first = re.sub(r"^(AssertionError|Failed):\s*", "", first)
     if first and not RAW.match(first):
         return first
-    where, exceptions = raised_in_course_file(text), EXCEPTION_LINE.findall(text)
-    if where and exceptions:
-        return f"{where[0]}:{where[1]} raised {exceptions[-1].strip()}"
+    exception = raised(text)
+    if exception:
+        return f"{exception[0]} raised {exception[1]}"
     words = check.split("[", 1)[0].removeprefix("test_").replace("_", " ")
     return f"the check '{words}' failed (run with --tb=long to see why)" if words else \
         "the check failed (run with --tb=long to see why)"

@@ -75,29 +75,32 @@ class SlurmError(RuntimeError):
     """A Slurm problem the user must fix; the message is one line."""
 
 
-@dataclass
-class JobInfo:
-    """One poll's view of a job."""
+@dataclass(kw_only=True)
+class Status:
+    """A job's status as Slurm gives it: its state, exit code and seconds run. Keyword-only, so that the records
+    built on it (JobInfo, Job, harness/cluster_run.py's Verdict) keep their own first fields first."""
     state: str
-    reason: str = ""
     exit_code: str = ""
     elapsed_s: int = 0
+
+
+@dataclass(kw_only=True)
+class JobInfo(Status):
+    """One poll's view of a job."""
+    reason: str = ""
     time_limit_s: int | None = None
-    nodes: str = ""
+    nodes: str = ""  # where it runs or ran (Slurm's node list)
 
 
 @dataclass
-class Job:
-    """A submitted job and what the harness has seen of it."""
+class Job(JobInfo):
+    """A submitted job and what the harness has seen of it: Slurm's latest view (the JobInfo fields, which wait()
+    keeps up to date) and the harness's own notes."""
     name: str  # what it is for: the cluster job's name
     job_id: str
     label: str = ""  # the run label in its comment: name plus run tag (`run_label`)
     submitted_at: float | None = None  # on wait()'s clock; None: when wait() first looks at it
-    state: str = "SUBMITTED"
-    reason: str = ""
-    exit_code: str = ""
-    elapsed_s: int = 0
-    time_limit_s: int | None = None
+    state: str = field(default="SUBMITTED", kw_only=True)
     history: list[str] = field(default_factory=list)
     given_up: str = ""  # why the harness cancelled it, if it did
     cancelled_at: float | None = None
@@ -105,7 +108,6 @@ class Job:
     requeues: int = 0  # times it went back to the queue after it had started
     reason_since: float | None = None  # when its pending reason last changed
     pending_since: float | None = None  # when it (last) entered the queue: a requeue starts the wait anew
-    nodes: str = ""  # where it ran (Slurm's node list)
     cause: str = ""  # for NODE_FAIL: what Slurm says happened to its node(s)
     requeues_itself: bool = False  # its script requeues it (scontrol requeue): no limit on its requeues
 
@@ -337,32 +339,48 @@ def controller_argv(ids: Iterable[str]) -> list[str]:
     return ["squeue", "--noheader", "--states=all", f"--jobs={','.join(ids)}", "--format=%i|%T|%r"]
 
 
+def _nodes(text: str) -> str:
+    return "" if text.strip() in ("", "None assigned", "(null)") else text.strip()
+
+
+def _state(text: str) -> str:
+    """A job state's first word (sacct says `CANCELLED by 1000`); UNKNOWN where Slurm gives none."""
+    return (text.split() or ["UNKNOWN"])[0]
+
+
+def _minutes(text: str) -> int | None:
+    """sacct's TimelimitRaw (whole minutes) in seconds; None for UNLIMITED and the like."""
+    return int(text.strip()) * 60 if text.strip().isdigit() else None
+
+
+# How the two full listings give JobInfo's fields: JobInfo field -> (the listing's key, how its text reads; a key a
+# record lacks reads as ""). scontrol's durations are [D-]HH:MM:SS and it says `Reason=None` where there is none;
+# sacct's raw fields are whole seconds (ElapsedRaw) and whole minutes (TimelimitRaw).
+SCONTROL_COLUMNS = {"state": ("JobState", _state), "reason": ("Reason", str), "exit_code": ("ExitCode", str),
+                    "elapsed_s": ("RunTime", lambda text: seconds(text) or 0), "time_limit_s": ("TimeLimit", seconds),
+                    "nodes": ("NodeList", _nodes)}
+SACCT_COLUMNS = {"state": ("State", _state), "exit_code": ("ExitCode", str),
+                 "elapsed_s": ("ElapsedRaw", lambda text: int(text or 0)), "time_limit_s": ("TimelimitRaw", _minutes),
+                 "nodes": ("NodeList", _nodes)}
+
+
+def _job_infos(records: Iterable[dict[str, str]], id_key: str, columns: dict) -> dict[str, JobInfo]:
+    """One JobInfo per record that has a job id (`id_key`), its fields read as `columns` says."""
+    return {record[id_key]: JobInfo(**{name: read(record.get(key, "")) for name, (key, read) in columns.items()})
+            for record in records if id_key in record}
+
+
 def parse_scontrol(text: str) -> dict[str, JobInfo]:
     """`scontrol --oneliner show job` output -> JobInfo per job id."""
-    jobs = {}
-    for line in text.splitlines():
-        fields = record_fields(line)
-        if "JobId" not in fields:
-            continue
-        jobs[fields["JobId"]] = JobInfo(
-            state=fields.get("JobState", "UNKNOWN").split()[0], reason=fields.get("Reason", "None"),
-            exit_code=fields.get("ExitCode", ""), elapsed_s=seconds(fields.get("RunTime", "0:0")) or 0,
-            time_limit_s=seconds(fields.get("TimeLimit", "")), nodes=_nodes(fields.get("NodeList", "")))
-    return jobs
+    return _job_infos(({"Reason": "None", **record_fields(line)} for line in text.splitlines()), "JobId",
+                      SCONTROL_COLUMNS)
 
 
 def parse_sacct(text: str) -> dict[str, JobInfo]:
     """`sacct -X -n -P -o JobIDRaw,State,ExitCode,ElapsedRaw,TimelimitRaw[,NodeList]` -> JobInfo per job id."""
-    jobs = {}
-    for line in text.splitlines():
-        parts = line.split("|")
-        if len(parts) < 5:
-            continue
-        limit = parts[4].strip()
-        jobs[parts[0]] = JobInfo(state=parts[1].split()[0] if parts[1] else "UNKNOWN", exit_code=parts[2],
-                                 elapsed_s=int(parts[3] or 0), time_limit_s=int(limit) * 60 if limit.isdigit() else None,
-                                 nodes=_nodes(parts[5]) if len(parts) > 5 else "")
-    return jobs
+    columns = SACCT_FIELDS.split(",")
+    return _job_infos((dict(zip(columns, line.split("|"))) for line in text.splitlines() if line.count("|") >= 4),
+                      "JobIDRaw", SACCT_COLUMNS)
 
 
 def parse_controller(text: str) -> dict[str, JobInfo]:
@@ -373,10 +391,6 @@ def parse_controller(text: str) -> dict[str, JobInfo]:
         if len(parts) == 3 and parts[0]:
             jobs[parts[0]] = JobInfo(state=parts[1], reason=parts[2])
     return jobs
-
-
-def _nodes(text: str) -> str:
-    return "" if text.strip() in ("", "None assigned", "(null)") else text.strip()
 
 
 def runs_argv(job_id: str) -> list[str]:

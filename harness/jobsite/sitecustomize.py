@@ -89,18 +89,22 @@ def _loopback_names() -> set[str]:
     return names
 
 
-def _is_loopback(address: str) -> bool:
+def _address(text: str):
+    """The IP address `text` spells (a zone such as `%eth0` dropped), None for a host name."""
     try:
-        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+        return ipaddress.ip_address(text.split("%", 1)[0])
     except ValueError:
-        return False
+        return None
+
+
+def _is_loopback(address: str) -> bool:
+    ip = _address(address)
+    return ip is not None and ip.is_loopback
 
 
 def _is_global(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address.split("%", 1)[0]).is_global
-    except ValueError:
-        return False
+    ip = _address(address)
+    return ip is not None and ip.is_global
 
 
 def _note(what: str) -> None:
@@ -118,12 +122,8 @@ def _guarded_getaddrinfo(host, *args, **kwargs):
     name = host.decode() if isinstance(host, bytes) else host
     if name is None or _is_loopback(str(name)) or str(name).lower() in _LOCAL_NAMES:
         return _real_getaddrinfo(host, *args, **kwargs)
-    try:
-        ipaddress.ip_address(str(name).split("%", 1)[0])
-        literal = True
-    except ValueError:
-        literal = False
-    if literal:  # an address needs no lookup; a connection to it is noted (and refused offline) by connect
+    # an address needs no lookup; a connection to it is noted (and refused offline) by connect
+    if _address(str(name)) is not None:
         return _real_getaddrinfo(host, *args, **kwargs)
     if _OFFLINE:
         _note(f"lookup {name}")

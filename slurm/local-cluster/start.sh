@@ -20,25 +20,19 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-STATE=${COURSE_SLURM_STATE:-/tmp/course-slurm}
 CLUSTER=course-local
-source "$HERE/profile.sh"  # the values the harness reads too, from slurm/sites/local.toml
+source "$HERE/profile.sh"  # $STATE, $COURSE_USER, what stop.sh takes back; the values the harness reads too
 RESERVATION=$(profile_value reservation)
 ACCOUNT=$(profile_value account)
 PARTITION=$(profile_value partition)
 GPUS=$(profile_value gpus_per_node)
 NODES=(dc01 dc02)
-COURSE_USER=course   # always a course user, also when nobody ran this through sudo
 WAIT_S=${COURSE_SLURM_WAIT_S:-90}
 CTLD_PORT=${COURSE_SLURM_CTLD_PORT:-6817}
 DC01_PORT=${COURSE_SLURM_SLURMD_PORT:-6818}
 DBD_PORT=${COURSE_SLURM_DBD_PORT:-6819}
 DC02_PORT=${COURSE_SLURM_SLURMD2_PORT:-6820}
 DB_PORT=${COURSE_SLURM_DB_PORT:-6821}
-SYSTEM_CONF=/etc/slurm/slurm.conf
-HOSTS=/etc/hosts
-HOSTS_BEGIN="# >>> course local Slurm cluster: written by slurm/local-cluster/start.sh, removed by stop.sh >>>"
-HOSTS_END="# <<< course local Slurm cluster <<<"
 LMOD_INIT=/usr/share/lmod/lmod/init/bash
 GCC_VERSION=12.3.0   # the versions JSC's Stages/2024 carries
 MPI_VERSION=4.1.5
@@ -118,9 +112,7 @@ chmod 644 "$STATE/etc/users"
 HOME_FILES_HARD=${COURSE_HOME_FILES:-330}
 HOME_FILES_SOFT=$((HOME_FILES_HARD * 10000 / 11000))
 HOME_BYTES=1g
-HOME_SOURCE=course-home   # the tmpfs's name in /proc/mounts: stop.sh unmounts only this one
 FS_ROOT=$STATE/p          # JSC: /p/project1/<project>, /p/scratch/<project>
-PROFILE_D=/etc/profile.d/course-local-cluster.sh   # login shells get jutil and $PROJECT_<project>, as at JSC
 quota_home() {  # mount a tmpfs with nr_inodes on the course user's home; keep (copy in) what the home held
     local home uid gid mode seed options
     home=$(getent passwd "$COURSE_USER" | cut -d: -f6)
@@ -323,19 +315,18 @@ fi
 hosts_line="127.0.0.1"
 for node in "${NODES[@]}"; do hosts_line+=" $node ${node}i"; done
 hosts_now=$(cat "$HOSTS")
-hosts_other=$(awk -v b="$HOSTS_BEGIN" -v e="$HOSTS_END" '$0 == b {skip = 1} !skip {print} $0 == e {skip = 0}' "$HOSTS")
+hosts_other=$(hosts_without_block)
 hosts_want=$(printf '%s\n%s\n%s\n%s' "$hosts_other" "$HOSTS_BEGIN" "$hosts_line" "$HOSTS_END")
 # Written in place (not replaced): in a container /etc/hosts is often a mounted file.
 [[ $hosts_now == "$hosts_want" ]] || printf '%s\n' "$hosts_want" >"$HOSTS" || die "cannot write $HOSTS"
 
 # --- daemons --------------------------------------------------------------------------------------------
-alive() { [[ -s $STATE/run/$1.pid ]] && kill -0 "$(cat "$STATE/run/$1.pid")" 2>/dev/null; }
 log_tail() { echo "--- last lines of $STATE/log/$1.log ---" >&2; tail -n 20 "$STATE/log/$1.log" >&2 2>/dev/null || true; }
 stop_daemons() {  # stop_daemons NAME...: SIGTERM to all at once, wait up to 10 s, then SIGKILL
     local name pids=()
     for name; do
         alive "$name" || continue
-        pids+=("$(cat "$STATE/run/$name.pid")")
+        pids+=("$(pid_of "$name")")
         kill "${pids[-1]}" 2>/dev/null || true
     done
     local pid

@@ -8,14 +8,9 @@
 #   sudo bash slurm/local-cluster/stop.sh --purge    # stop and delete the whole state folder
 set -euo pipefail
 
-STATE=${COURSE_SLURM_STATE:-/tmp/course-slurm}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-source "$HERE/profile.sh"  # the reservation, from slurm/sites/local.toml
+source "$HERE/profile.sh"  # $STATE, $COURSE_USER, what start.sh put outside the state folder; the reservation
 RESERVATION=$(profile_value reservation)
-SYSTEM_CONF=/etc/slurm/slurm.conf
-HOSTS=/etc/hosts
-HOSTS_BEGIN="# >>> course local Slurm cluster: written by slurm/local-cluster/start.sh, removed by stop.sh >>>"
-HOSTS_END="# <<< course local Slurm cluster <<<"
 # In stopping order, each group at once (each daemon takes about 2 s to end): the controller first (stopped after
 # its nodes, it waits for messages it cannot send), then the nodes and slurmdbd (after the controller's last
 # records), then the database and munged. "slurmd" alone: the one node of older versions of start.sh.
@@ -33,7 +28,7 @@ export PATH=$PATH:/usr/sbin:/sbin
 remove_hosts_block() {
     grep -qxF "$HOSTS_BEGIN" "$HOSTS" 2>/dev/null || return 0
     local rest
-    rest=$(awk -v b="$HOSTS_BEGIN" -v e="$HOSTS_END" '$0 == b {skip = 1} !skip {print} $0 == e {skip = 0}' "$HOSTS")
+    rest=$(hosts_without_block)
     printf '%s\n' "$rest" >"$HOSTS"   # in place: in a container /etc/hosts is often a mounted file
     echo "stop.sh: removed the node names from $HOSTS"
 }
@@ -44,9 +39,6 @@ if [[ ! -d $STATE ]]; then
     exit 0
 fi
 export SLURM_CONF=$STATE/etc/slurm.conf
-
-pid_of() { [[ -s $STATE/run/$1.pid ]] && cat "$STATE/run/$1.pid"; }
-alive() { local pid; pid=$(pid_of "$1") && kill -0 "$pid" 2>/dev/null; }
 
 if alive slurmctld; then
     # Jobs first: slurmstepd processes outlive slurmd, so a running job would keep going after the stop.
@@ -86,11 +78,9 @@ done
 # --- the course user's home with the file quota (start.sh, "JSC's file systems") -------------------------------
 # Its files go back onto the disk folder beneath, so the next start.sh finds them again. Only start.sh's own tmpfs
 # (named course-home) is touched. $PROJECT and $SCRATCH stay in the state folder (--purge removes them).
-HOME_SOURCE=course-home
-PROFILE_D=/etc/profile.d/course-local-cluster.sh
 unquota_home() {
     local home keep
-    home=$(getent passwd course | cut -d: -f6) || return 0
+    home=$(getent passwd "$COURSE_USER" | cut -d: -f6) || return 0
     [[ -n $home ]] && mountpoint -q "$home" || return 0
     [[ $(findmnt -n -r -o SOURCE,FSTYPE --mountpoint "$home") == "$HOME_SOURCE tmpfs" ]] || return 0
     keep=$(mktemp -d "${TMPDIR:-/tmp}/course-home-keep.XXXXXX")
