@@ -50,6 +50,14 @@ def only(found: list[str], file: str, line: int, *words: str) -> None:
         assert word in found[0], found[0]
 
 
+def only_without(course: Path, removed: list[str], at: str, *words: str) -> None:
+    """slurm/fastai.sbatch without its lines `removed` has exactly one problem, at its line `at`, saying `words`."""
+    script = course / "slurm/fastai.sbatch"
+    for line in removed:
+        edit(script, line, "")
+    only(problems(course), "slurm/fastai.sbatch", line_of(script, at), *words)
+
+
 # --- the real course -------------------------------------------------------------------------------------------------
 
 def test_the_real_course_has_no_problems():
@@ -125,19 +133,12 @@ PARTITION = "#SBATCH --partition=dc-gpu              # the queue of JURECA-DC's 
 
 
 def test_a_gpu_partition_job_without_gres_is_caught(course: Path):
-    script = course / "slurm/fastai.sbatch"
-    edit(script, GRES, "")
-    only(problems(course), "slurm/fastai.sbatch", line_of(script, PARTITION), "GPU partition `dc-gpu`",
-         "--gres=gpu:4")
+    only_without(course, [GRES], PARTITION, "GPU partition `dc-gpu`", "--gres=gpu:4")
 
 
 def test_a_job_without_gres_that_the_site_profile_sends_to_a_gpu_partition_is_caught(course: Path):
-    script = course / "slurm/fastai.sbatch"
-    edit(script, GRES, "")
-    edit(script, PARTITION, "")
-    only(problems(course), "slurm/fastai.sbatch", line_of(script, "#SBATCH --account=training2441          # the "
-                                                                  "project whose compute time pays for the job"),
-         "site profile slurm/sites/", "`dc-gpu`", "--gres=gpu:4")
+    only_without(course, [GRES, PARTITION], "#SBATCH --account=training2441          # the project whose compute "
+                 "time pays for the job", "site profile slurm/sites/", "`dc-gpu`", "--gres=gpu:4")
 
 
 def test_gpus_per_node_asks_for_gpus_too_and_a_cpu_partition_needs_none(course: Path):
@@ -156,10 +157,7 @@ EXPORT = 'export SRUN_CPUS_PER_TASK="$SLURM_CPUS_PER_TASK"'
 
 
 def test_a_multicore_job_without_the_srun_cpus_export_is_caught(course: Path):
-    script = course / "slurm/fastai.sbatch"
-    edit(script, EXPORT, "")
-    only(problems(course), "slurm/fastai.sbatch", line_of(script, "srun python cats.py"), "128 cores per task",
-         "--cpus-per-task=128", EXPORT)
+    only_without(course, [EXPORT], "srun python cats.py", "128 cores per task", "--cpus-per-task=128", EXPORT)
 
 
 def test_an_export_after_srun_is_too_late(course: Path):
@@ -170,12 +168,9 @@ def test_an_export_after_srun_is_too_late(course: Path):
 
 
 def test_a_job_that_sets_no_cores_gets_the_site_profiles_cores_and_needs_the_export_too(course: Path):
-    script = course / "slurm/fastai.sbatch"
-    edit(script, EXPORT, "")
-    edit(script, "#SBATCH --cpus-per-task=128             # all 128 cores of the node: the data loaders decode "
-                 "images in parallel", "")
-    only(problems(course), "slurm/fastai.sbatch", line_of(script, "srun python cats.py"),
-         "cpus_per_task = 128 of the site profiles")
+    only_without(course, [EXPORT, "#SBATCH --cpus-per-task=128             # all 128 cores of the node: the data "
+                          "loaders decode images in parallel"], "srun python cats.py",
+                 "cpus_per_task = 128 of the site profiles")
 
 
 def test_a_one_core_job_needs_no_export(course: Path):
