@@ -119,28 +119,24 @@ def test_the_books_example_traces_show_the_start_and_the_fix() -> None:
 
 # --- the target's runs ----------------------------------------------------------------------------------------------
 
-def test_the_start_is_data_bound_in_its_trace(profiling_runs: dict) -> None:
-    problems = problems_of(profiling_runs, "start")
+# The self-check's verdicts on the target's runs: what each claims, the check of problems_of that says it, and the run
+# whose loader share it prints (None: its figures are losses, not a trace)
+RUN_CHECKS = {
+    "the start is data-bound in its trace": ("start", "jpeg"),
+    "the fix lowers the loader share in its trace": ("fix", "preloaded"),
+    "the fix trains on the same pictures": ("same", None),
+    "bf16 losses follow float32 within its rounding": ("bf16", None),
+}
+
+
+@pytest.mark.parametrize("claim", list(RUN_CHECKS))
+def test_the_runs_pass_the_check(profiling_runs: dict, claim: str) -> None:
+    which, loader = RUN_CHECKS[claim]
+    problems = problems_of(profiling_runs, which)
     assert not problems, problems[0]
-    ran, workdir = profiling_runs["jpeg", "fp32"]
-    print(f"LOADER=jpeg: loader share {step_times(checks.trace_path(workdir, 'jpeg')).loader_share:.2f}")
-
-
-def test_the_fix_lowers_the_loader_share_in_its_trace(profiling_runs: dict) -> None:
-    problems = problems_of(profiling_runs, "fix")
-    assert not problems, problems[0]
-    ran, workdir = profiling_runs["preloaded", "fp32"]
-    print(f"LOADER=preloaded: loader share {step_times(checks.trace_path(workdir, 'preloaded')).loader_share:.2f}")
-
-
-def test_the_fix_trains_on_the_same_pictures(profiling_runs: dict) -> None:
-    problems = problems_of(profiling_runs, "same")
-    assert not problems, problems[0]
-
-
-def test_bf16_losses_follow_float32_within_its_rounding(profiling_runs: dict) -> None:
-    problems = problems_of(profiling_runs, "bf16")
-    assert not problems, problems[0]
+    if loader:
+        _, workdir = profiling_runs[loader, "fp32"]
+        print(f"LOADER={loader}: loader share {step_times(checks.trace_path(workdir, loader)).loader_share:.2f}")
 
 
 def test_the_program_prints_the_profilers_table(profiling_runs: dict) -> None:
