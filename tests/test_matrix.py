@@ -15,11 +15,12 @@ import pytest
 
 from harness import localcluster, references, sites
 from harness.cluster_run import judge
-from harness.coursecheck import exercise_script_problems
 from harness.exercises import ROOT, matrix
 from harness.exercises.matrix import EXERCISE
 from harness.job_records import finished, write_report
 from harness.localcluster import ACCOUNT, PARTITION, RESERVATION, LocalCluster, submit_env
+
+from exercise_scripts import batch_script_test
 
 # Broken copies of the solutions: (file, the solution's line, the mistake, words the check must say)
 BROKEN = {
@@ -112,10 +113,7 @@ def test_a_tiny_speed_is_printed_as_a_positive_figure() -> None:
         assert read == value, f"`TFLOP/s: {printed}` was read as {read}"
 
 
-def test_the_batch_script_passes_the_course_checker(course_root: Path) -> None:
-    """slurm/jureca-matrix.sbatch, which the student edits and submits, by the course checker's rules."""
-    problems = exercise_script_problems(course_root, EXERCISE)
-    assert not problems, str(problems[0])
+test_the_batch_script_passes_the_course_checker = batch_script_test(EXERCISE)
 
 
 @pytest.mark.broken_copy  # a check of the cluster verdict, from recorded reports: not a student's self-check

@@ -18,11 +18,13 @@ import pytest
 from harness import slurm
 from harness.cluster_run import JobResult
 from harness.exercises import ROOT
-from harness.exercises.profiling import checks
+from harness.exercises.profiling import EXERCISE, checks
 from harness.exercises.profiling.cluster import check_profile_job
 from harness.exercises.profiling.fixtures import profile_runs
 from harness.exercises.profiling.trace import TraceError, step_times
 from harness.sites import load as load_site
+
+from exercise_scripts import batch_script_test
 
 PROGRAM = "profile_train.py"
 PRELOAD = "    images = torch.stack([prepared(path) for path in paths])"
@@ -160,12 +162,7 @@ def test_checks_catch_a_broken_copy(profiling_images: Path, tmp_path: Path, mist
             print(f"  {run}: loader share {step_times(checks.trace_path(workdir, *run)).loader_share:.3f}")
 
 
-def test_the_batch_script_passes_the_course_checker() -> None:
-    """slurm/profile.sbatch: #SBATCH before the first command, GPUs asked for, the cores passed on to srun."""
-    from harness.coursecheck import check_sbatch
-
-    problems = check_sbatch(ROOT, [ROOT / "slurm" / "profile.sbatch"])
-    assert not problems, str(problems[0])
+test_the_batch_script_passes_the_course_checker = batch_script_test(EXERCISE)
 
 
 # --- the cluster job and the monitoring step --------------------------------------------------------------------------
