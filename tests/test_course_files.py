@@ -34,6 +34,14 @@ def edit(path: Path, old: str, new: str) -> int:
     return index + 1
 
 
+def replaced(path: Path, old: str, new: str) -> Path:
+    """`path` with its text `old` (which it must hold) replaced by `new`, once."""
+    text = path.read_text()
+    assert old in text, f"{path.name} no longer holds {old!r}: update this broken copy"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
 def line_of(path: Path, text: str) -> int:
     return path.read_text().splitlines().index(text) + 1
 
@@ -208,10 +216,8 @@ def test_a_local_id_is_fine_where_the_script_keeps_every_gpu_visible_or_one_task
 
 def test_the_published_sbatch_fastai_sbatch_from_the_exercises_folder_is_caught(course: Path):
     """JSC's slides: "submit from the folder that holds cats.py: sbatch fastai.sbatch" (the script is in slurm/)."""
-    page = course / "book/cats.md"
-    text = page.read_text()
-    page.write_text(text.replace("$ cd ~/course/exercises\n$ sbatch ../slurm/fastai.sbatch\n",
-                                 "$ cd ~/course/exercises\n$ sbatch fastai.sbatch\n", 1))
+    page = replaced(course / "book/cats.md", "$ cd ~/course/exercises\n$ sbatch ../slurm/fastai.sbatch\n",
+                    "$ cd ~/course/exercises\n$ sbatch fastai.sbatch\n")
     only(problems(course), "book/cats.md", line_of(page, "$ sbatch fastai.sbatch"), "`sbatch fastai.sbatch`",
          "~/course/exercises", "write ../slurm/fastai.sbatch")
 
@@ -224,16 +230,14 @@ def test_a_usage_comment_naming_a_missing_script_is_caught(course: Path):
 
 
 def test_a_program_named_in_a_docstring_that_is_not_beside_it_is_caught(course: Path):
-    program = course / "exercises/matrix.py"
-    program.write_text(program.read_text().replace("on the login node: python matrix.py",
-                                                   "on the login node: python matrix_cpu.py"))
+    replaced(course / "exercises/matrix.py", "on the login node: python matrix.py",
+             "on the login node: python matrix_cpu.py")
     only(problems(course), "exercises/matrix.py", 1, "`python matrix_cpu.py`", "no file of that name")
 
 
 def test_a_cd_into_a_folder_the_course_lacks_is_caught(course: Path):
-    page = course / "book/venv.md"
-    page.write_text(page.read_text().replace("```bash\ncd ~/course\nbash venv-template/setup.sh",
-                                             "```bash\ncd ~/course/venv\nbash venv-template/setup.sh"))
+    page = replaced(course / "book/venv.md", "```bash\ncd ~/course\nbash venv-template/setup.sh",
+                    "```bash\ncd ~/course/venv\nbash venv-template/setup.sh")
     only(problems(course), "book/venv.md", line_of(page, "cd ~/course/venv"), "no folder ~/course/venv")
 
 
