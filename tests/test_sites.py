@@ -1,7 +1,6 @@
 """Site profiles: the shipped ones load, and every broken one is one line naming the file and the key."""
 import re
 import tomllib
-from pathlib import Path
 
 import pytest
 
