@@ -20,6 +20,7 @@ from harness.exercises.matrix import EXERCISE
 from harness.job_records import finished, write_report
 from harness.localcluster import ACCOUNT, PARTITION, RESERVATION, LocalCluster, submit_env
 
+from broken_copies import broken_copy_of
 from exercise_scripts import batch_script_test
 
 # Broken copies of the solutions: (file, the solution's line, the mistake, words the check must say)
@@ -51,11 +52,7 @@ def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
 
 def broken_copy(folder: Path, course_root: Path, mistake: str) -> Path:
     name, old, new, _ = BROKEN[mistake]
-    source = (course_root / "solutions" / name).read_text()
-    assert old in source, f"solutions/{name} no longer contains {old!r}: update this test's broken copy"
-    folder.mkdir(parents=True)
-    (folder / name).write_text(source.replace(old, new))
-    return folder / name
+    return broken_copy_of(course_root / "solutions" / name, folder / name, (old, new))
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from harness.exercises.profiling.fixtures import profile_runs
 from harness.exercises.profiling.trace import TraceError, step_times
 from harness.sites import load as load_site
 
+from broken_copies import broken_copy_of
 from exercise_scripts import batch_script_test
 
 PROGRAM = "profile_train.py"
@@ -44,15 +45,10 @@ BROKEN = {
 
 
 def broken_copy(folder: Path, mistake: str) -> Path:
-    source = (ROOT / "solutions" / PROGRAM).read_text()
-    for old, new in BROKEN[mistake][0]:
-        assert old in source, f"solutions/{PROGRAM} no longer contains {old!r}: update this test's broken copy"
-        source = source.replace(old, new)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / PROGRAM).write_text(source)
+    script = broken_copy_of(ROOT / "solutions" / PROGRAM, folder / PROGRAM, *BROKEN[mistake][0])
     for beside in ("train.py", "datasets.py"):  # exercise 5's network, which profile_train.py imports
         shutil.copy2(ROOT / "solutions" / beside, folder / beside)
-    return folder / PROGRAM
+    return script
 
 
 def problems_of(runs: dict, which: str) -> list[str]:
