@@ -7,6 +7,7 @@ tunnel lesson go to $ARTIFACTS_DIR (default artifacts/screenshots).
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import urllib.error
 import urllib.request
@@ -50,37 +51,46 @@ def fetch(url: str) -> tuple[int, frozenset[str]]:
     return status, frozenset(parser.ids)
 
 
+@contextlib.contextmanager
+def opened(browser_context, url: str):  # noqa: ANN001, ANN201 (Playwright objects)
+    """A new tab at `url` and what its load met (harness.browser.open_page), closed afterwards, pass or fail."""
+    page, visit = open_page(browser_context, url)
+    try:
+        yield page, visit
+    finally:
+        page.close()
+
+
+@pytest.fixture(params=PAGES)
+def book_page(request: pytest.FixtureRequest, browser_context, book_server):  # noqa: ANN001, ANN201
+    """Each page of the book (its HTML path), opened in a new tab of the served book: (path, page, visit)."""
+    with opened(browser_context, book_server.url + request.param) as (page, visit):
+        yield request.param, page, visit
+
+
 def test_the_book_has_pages() -> None:
     assert PAGES, f"no pages found in {ROOT / '_toc.yml'}"
 
 
-@pytest.mark.parametrize("page_path", PAGES)
-def test_page_loads_offline_without_console_errors(browser_context, book_server, page_path: str) -> None:
-    page, visit = open_page(browser_context, book_server.url + page_path)
-    try:
-        assert visit.status == 200, f"{page_path}: HTTP {visit.status}"
-        assert not visit.outside_requests, f"{page_path} asks the internet for: {visit.outside_requests}"
-        assert not visit.console_errors, f"{page_path}: console errors: {visit.console_errors}"
-        assert not visit.failed_requests, f"{page_path}: requests failed: {visit.failed_requests}"
-        assert page.locator("main h1").count() >= 1, f"{page_path} has no title"
-    finally:
-        page.close()
+def test_page_loads_offline_without_console_errors(book_page) -> None:  # noqa: ANN001
+    page_path, page, visit = book_page
+    assert visit.status == 200, f"{page_path}: HTTP {visit.status}"
+    assert not visit.outside_requests, f"{page_path} asks the internet for: {visit.outside_requests}"
+    assert not visit.console_errors, f"{page_path}: console errors: {visit.console_errors}"
+    assert not visit.failed_requests, f"{page_path}: requests failed: {visit.failed_requests}"
+    assert page.locator("main h1").count() >= 1, f"{page_path} has no title"
 
 
-@pytest.mark.parametrize("page_path", PAGES)
-def test_links_resolve_and_images_load(browser_context, book_server, page_path: str) -> None:
-    page, _ = open_page(browser_context, book_server.url + page_path)
-    try:
-        broken_images = page.evaluate("""async () => {
-            const images = Array.from(document.images);
-            await Promise.all(images.map(i => i.decode().catch(() => null)));
-            return images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.currentSrc || i.src);
-        }""")
-        hrefs = page.evaluate("Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
-        own_ids = set(page.evaluate("Array.from(document.querySelectorAll('[id],[name]'))"
-                                    ".map(e => e.id || e.getAttribute('name'))"))
-    finally:
-        page.close()
+def test_links_resolve_and_images_load(book_page, book_server) -> None:  # noqa: ANN001
+    page_path, page, _ = book_page
+    broken_images = page.evaluate("""async () => {
+        const images = Array.from(document.images);
+        await Promise.all(images.map(i => i.decode().catch(() => null)));
+        return images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.currentSrc || i.src);
+    }""")
+    hrefs = page.evaluate("Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
+    own_ids = set(page.evaluate("Array.from(document.querySelectorAll('[id],[name]'))"
+                                ".map(e => e.id || e.getAttribute('name'))"))
     assert not broken_images, f"{page_path}: images without pixels: {broken_images}"
     origin = urlsplit(book_server.url).netloc
     here = book_server.url + page_path
@@ -97,54 +107,46 @@ def test_links_resolve_and_images_load(browser_context, book_server, page_path: 
     assert not broken, f"{page_path}: broken links:\n" + "\n".join(broken)
 
 
-@pytest.mark.parametrize("page_path", PAGES)
-def test_copy_buttons_copy_their_code(browser_context, book_server, page_path: str) -> None:
-    page, _ = open_page(browser_context, book_server.url + page_path)
-    try:
-        toggles = solutions_of(page).locator("button.toggle-button")
-        for index in range(toggles.count()):
-            toggles.nth(index).click()  # code inside solutions has copy buttons too
-        blocks = page.locator("div.highlight:has(pre)")
-        mismatches = []
-        checked = 0
-        for index in range(blocks.count()):
-            block = blocks.nth(index)
-            if checked >= MAX_COPY_CHECKS or not block.is_visible():
-                continue
-            checked += 1
-            button = block.locator("button.copybtn")
-            assert button.count() == 1, f"{page_path}: code block {index + 1} has no copy button"
-            block.scroll_into_view_if_needed()
-            block.hover()
-            page.evaluate("navigator.clipboard.writeText('')")
-            button.click()
-            copied = page.evaluate("navigator.clipboard.readText()")
-            shown = block.locator("pre").inner_text()
-            if copied.strip() != re.sub(r"\n+$", "", shown).strip():
-                mismatches.append(f"block {index + 1}: copied {copied[:60]!r}, shown {shown[:60]!r}")
-        assert not mismatches, f"{page_path}: copy buttons copy the wrong text: {mismatches}"
-    finally:
-        page.close()
+def test_copy_buttons_copy_their_code(book_page) -> None:  # noqa: ANN001
+    page_path, page, _ = book_page
+    toggles = solutions_of(page).locator("button.toggle-button")
+    for index in range(toggles.count()):
+        toggles.nth(index).click()  # code inside solutions has copy buttons too
+    blocks = page.locator("div.highlight:has(pre)")
+    mismatches = []
+    checked = 0
+    for index in range(blocks.count()):
+        block = blocks.nth(index)
+        if checked >= MAX_COPY_CHECKS or not block.is_visible():
+            continue
+        checked += 1
+        button = block.locator("button.copybtn")
+        assert button.count() == 1, f"{page_path}: code block {index + 1} has no copy button"
+        block.scroll_into_view_if_needed()
+        block.hover()
+        page.evaluate("navigator.clipboard.writeText('')")
+        button.click()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        shown = block.locator("pre").inner_text()
+        if copied.strip() != re.sub(r"\n+$", "", shown).strip():
+            mismatches.append(f"block {index + 1}: copied {copied[:60]!r}, shown {shown[:60]!r}")
+    assert not mismatches, f"{page_path}: copy buttons copy the wrong text: {mismatches}"
 
 
 def solutions_of(page):  # noqa: ANN001, ANN201 (Playwright objects)
     return page.locator("div.solution")
 
 
-@pytest.mark.parametrize("page_path", PAGES)
-def test_solutions_are_hidden_until_clicked(browser_context, book_server, page_path: str) -> None:
-    page, _ = open_page(browser_context, book_server.url + page_path)
-    try:
-        solutions = solutions_of(page)
-        for index in range(solutions.count()):
-            solution = solutions.nth(index)
-            body = solution.locator(":scope > :not(.admonition-title)").first
-            assert not body.is_visible(), f"{page_path}: solution {index + 1} is visible before any click"
-            solution.locator("button.toggle-button").first.click()  # the "Click to show" chevron
-            body.wait_for(state="visible", timeout=60_000)  # ends as soon as it shows: a bound, not a race
-            assert body.inner_text().strip(), f"{page_path}: solution {index + 1} is empty when shown"
-    finally:
-        page.close()
+def test_solutions_are_hidden_until_clicked(book_page) -> None:  # noqa: ANN001
+    page_path, page, _ = book_page
+    solutions = solutions_of(page)
+    for index in range(solutions.count()):
+        solution = solutions.nth(index)
+        body = solution.locator(":scope > :not(.admonition-title)").first
+        assert not body.is_visible(), f"{page_path}: solution {index + 1} is visible before any click"
+        solution.locator("button.toggle-button").first.click()  # the "Click to show" chevron
+        body.wait_for(state="visible", timeout=60_000)  # ends as soon as it shows: a bound, not a race
+        assert body.inner_text().strip(), f"{page_path}: solution {index + 1} is empty when shown"
 
 
 def test_the_book_has_exercises_with_hidden_solutions(built_book: Path) -> None:
@@ -170,8 +172,7 @@ def test_screenshots(browser_context, book_server, built_book: Path, artifacts_d
     shots = {"home.png": (PAGES[0], False), "exercise-solution-open.png": (exercise, True),
              "tunnel-lesson.png": (page_named("tunnel", "tensorboard"), False)}
     for name, (path, open_solution) in shots.items():
-        page, _ = open_page(browser_context, book_server.url + path)
-        try:
+        with opened(browser_context, book_server.url + path) as (page, _):
             if open_solution:
                 solution = solutions_of(page).first
                 solution.locator("button.toggle-button").first.click()
@@ -182,8 +183,6 @@ def test_screenshots(browser_context, book_server, built_book: Path, artifacts_d
                 page.screenshot(path=str(artifacts_dir / name))
             else:
                 page.screenshot(path=str(artifacts_dir / name), full_page=name != "home.png")
-        finally:
-            page.close()
         data = (artifacts_dir / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, f"{name} is not a real screenshot"
 
@@ -195,8 +194,7 @@ def test_the_guard_catches_outside_requests_and_console_errors(browser_context, 
     (tmp_path / "index.html").write_text(
         '<html><body><h1>t</h1><script src="https://cdn.example.invalid/lib.js"></script>'
         '<script>console.error("boom")</script></body></html>')
-    with BookServer(tmp_path) as server:
-        page, visit = open_page(browser_context, server.url + "index.html")
-        page.close()
+    with BookServer(tmp_path) as server, opened(browser_context, server.url + "index.html") as (_, visit):
+        pass  # loaded: what the guard and the listener saw is in `visit`
     assert visit.outside_requests == ["https://cdn.example.invalid/lib.js"]
     assert any("boom" in error for error in visit.console_errors)

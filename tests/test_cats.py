@@ -17,12 +17,14 @@ import pytest
 
 from harness import sites
 from harness.cluster_run import judge
-from harness.coursecheck import exercise_script_problems
 from harness.exercises.cats import EXERCISE, SMALL_RUN, Caches, copy_of, label_problems, run_cats
 from harness.exercises.cats.fits import fit_of
 from harness.job_records import finished, write_report
 from harness.failures import why_failed
 from harness.offline import Ran
+
+from broken_copies import broken_copy_of
+from exercise_scripts import batch_script_test
 
 ACCURACY_BAR = 0.9  # the stand-in is easy: a network that learned anything gets far above this
 NETWORK_ERROR = "urllib.error.URLError: <urlopen error [Errno -3] Temporary failure in name resolution>"
@@ -98,12 +100,10 @@ def test_training_labels_cats_true_and_dogs_false(cat_run: Ran) -> None:
 def test_label_check_catches_an_inverted_is_cat(course_root: Path, minipets_originals: Caches,
                                                 tmp_path: Path) -> None:
     """An inverted is_cat() reaches the accuracy bar just as well (it is the same task): the labels tell."""
-    source = (course_root / "solutions" / "cats.py").read_text()
-    line = "return name[0].isupper()"
-    assert line in source, f"solutions/cats.py no longer contains {line!r}: update this broken copy"
-    (tmp_path / "cats.py").write_text(source.replace(line, "return name[0].islower()"))
+    script = broken_copy_of(course_root / "solutions" / "cats.py", tmp_path / "cats.py",
+                            ("return name[0].isupper()", "return name[0].islower()"))
     caches = copy_of(minipets_originals, tmp_path / "caches")
-    run = run_cats(tmp_path / "cats.py", caches, tmp_path / "work", knobs={"EPOCHS": "1", "SIZE": "32"})
+    run = run_cats(script, caches, tmp_path / "work", knobs={"EPOCHS": "1", "SIZE": "32"})
     fits = [fit_of(r) for r in run.reports if r.program == "cats.py" and fit_of(r)]
     assert fits, "the broken copy trained nothing: " + why_failed("cats.py", run.returncode, run.stderr, run.stdout)
     problems = label_problems(fits[-1])
@@ -147,10 +147,7 @@ def test_prefetch_with_filled_caches_stops_without_training(cats_runs: dict) -> 
     assert nothing_trained(run), "cats.py --prefetch wrote runs/ or models/: it should stop before training"
 
 
-def test_the_batch_script_passes_the_course_checker(course_root: Path) -> None:
-    """slurm/fastai.sbatch, which the student edits and submits, by the course checker's rules."""
-    problems = exercise_script_problems(course_root, EXERCISE)
-    assert not problems, str(problems[0])
+test_the_batch_script_passes_the_course_checker = batch_script_test(EXERCISE)
 
 
 @pytest.mark.broken_copy  # a check of the cluster verdict, from recorded reports: not a student's self-check

@@ -29,6 +29,8 @@ from harness.exercises.ddp.runs import LOG, Packed, failure, read_log
 from harness.report import read_reports
 from harness.requires import require
 
+from broken_copies import broken_copy_of
+
 
 def finished(run: Start) -> None:
     if run.ran.returncode != 0:
@@ -110,11 +112,7 @@ BROKEN = {
 
 def broken_copy(tmp_path: Path, *edits: tuple[str, str]) -> Path:
     folder = copy_programs(SOLUTIONS, tmp_path / "broken")
-    text = (folder / PROGRAM).read_text()
-    for old, new in edits:
-        assert old in text, f"solutions/{PROGRAM} no longer contains {old!r}: update this test's broken copy"
-        text = text.replace(old, new)
-    (folder / PROGRAM).write_text(text)
+    broken_copy_of(SOLUTIONS / PROGRAM, folder / PROGRAM, *edits)
     return folder
 
 
@@ -143,11 +141,7 @@ def test_checks_catch_a_broken_copy(mistake: str, ddp_reference: Packed, checkpo
 
 
 def edited_script(tmp_path: Path, old: str, new: str) -> Path:
-    text = SBATCH.read_text()
-    assert old in text, f"{SBATCH.name} no longer contains {old!r}: update this test's broken copy"
-    script = tmp_path / SBATCH.name
-    script.write_text(text.replace(old, new))
-    return script
+    return broken_copy_of(SBATCH, tmp_path / SBATCH.name, (old, new))
 
 
 BROKEN_SCRIPTS = {

@@ -34,6 +34,14 @@ def edit(path: Path, old: str, new: str) -> int:
     return index + 1
 
 
+def replaced(path: Path, old: str, new: str) -> Path:
+    """`path` with its text `old` (which it must hold) replaced by `new`, once."""
+    text = path.read_text()
+    assert old in text, f"{path.name} no longer holds {old!r}: update this broken copy"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
 def line_of(path: Path, text: str) -> int:
     return path.read_text().splitlines().index(text) + 1
 
@@ -48,6 +56,14 @@ def only(found: list[str], file: str, line: int, *words: str) -> None:
     assert found[0].startswith(f"{file}:{line}: "), found[0]
     for word in words:
         assert word in found[0], found[0]
+
+
+def only_without(course: Path, removed: list[str], at: str, *words: str) -> None:
+    """slurm/fastai.sbatch without its lines `removed` has exactly one problem, at its line `at`, saying `words`."""
+    script = course / "slurm/fastai.sbatch"
+    for line in removed:
+        edit(script, line, "")
+    only(problems(course), "slurm/fastai.sbatch", line_of(script, at), *words)
 
 
 # --- the real course -------------------------------------------------------------------------------------------------
@@ -125,19 +141,12 @@ PARTITION = "#SBATCH --partition=dc-gpu              # the queue of JURECA-DC's 
 
 
 def test_a_gpu_partition_job_without_gres_is_caught(course: Path):
-    script = course / "slurm/fastai.sbatch"
-    edit(script, GRES, "")
-    only(problems(course), "slurm/fastai.sbatch", line_of(script, PARTITION), "GPU partition `dc-gpu`",
-         "--gres=gpu:4")
+    only_without(course, [GRES], PARTITION, "GPU partition `dc-gpu`", "--gres=gpu:4")
 
 
 def test_a_job_without_gres_that_the_site_profile_sends_to_a_gpu_partition_is_caught(course: Path):
-    script = course / "slurm/fastai.sbatch"
-    edit(script, GRES, "")
-    edit(script, PARTITION, "")
-    only(problems(course), "slurm/fastai.sbatch", line_of(script, "#SBATCH --account=training2441          # the "
-                                                                  "project whose compute time pays for the job"),
-         "site profile slurm/sites/", "`dc-gpu`", "--gres=gpu:4")
+    only_without(course, [GRES, PARTITION], "#SBATCH --account=training2441          # the project whose compute "
+                 "time pays for the job", "site profile slurm/sites/", "`dc-gpu`", "--gres=gpu:4")
 
 
 def test_gpus_per_node_asks_for_gpus_too_and_a_cpu_partition_needs_none(course: Path):
@@ -156,10 +165,7 @@ EXPORT = 'export SRUN_CPUS_PER_TASK="$SLURM_CPUS_PER_TASK"'
 
 
 def test_a_multicore_job_without_the_srun_cpus_export_is_caught(course: Path):
-    script = course / "slurm/fastai.sbatch"
-    edit(script, EXPORT, "")
-    only(problems(course), "slurm/fastai.sbatch", line_of(script, "srun python cats.py"), "128 cores per task",
-         "--cpus-per-task=128", EXPORT)
+    only_without(course, [EXPORT], "srun python cats.py", "128 cores per task", "--cpus-per-task=128", EXPORT)
 
 
 def test_an_export_after_srun_is_too_late(course: Path):
@@ -170,12 +176,9 @@ def test_an_export_after_srun_is_too_late(course: Path):
 
 
 def test_a_job_that_sets_no_cores_gets_the_site_profiles_cores_and_needs_the_export_too(course: Path):
-    script = course / "slurm/fastai.sbatch"
-    edit(script, EXPORT, "")
-    edit(script, "#SBATCH --cpus-per-task=128             # all 128 cores of the node: the data loaders decode "
-                 "images in parallel", "")
-    only(problems(course), "slurm/fastai.sbatch", line_of(script, "srun python cats.py"),
-         "cpus_per_task = 128 of the site profiles")
+    only_without(course, [EXPORT, "#SBATCH --cpus-per-task=128             # all 128 cores of the node: the data "
+                          "loaders decode images in parallel"], "srun python cats.py",
+                 "cpus_per_task = 128 of the site profiles")
 
 
 def test_a_one_core_job_needs_no_export(course: Path):
@@ -213,10 +216,8 @@ def test_a_local_id_is_fine_where_the_script_keeps_every_gpu_visible_or_one_task
 
 def test_the_published_sbatch_fastai_sbatch_from_the_exercises_folder_is_caught(course: Path):
     """JSC's slides: "submit from the folder that holds cats.py: sbatch fastai.sbatch" (the script is in slurm/)."""
-    page = course / "book/cats.md"
-    text = page.read_text()
-    page.write_text(text.replace("$ cd ~/course/exercises\n$ sbatch ../slurm/fastai.sbatch\n",
-                                 "$ cd ~/course/exercises\n$ sbatch fastai.sbatch\n", 1))
+    page = replaced(course / "book/cats.md", "$ cd ~/course/exercises\n$ sbatch ../slurm/fastai.sbatch\n",
+                    "$ cd ~/course/exercises\n$ sbatch fastai.sbatch\n")
     only(problems(course), "book/cats.md", line_of(page, "$ sbatch fastai.sbatch"), "`sbatch fastai.sbatch`",
          "~/course/exercises", "write ../slurm/fastai.sbatch")
 
@@ -229,16 +230,14 @@ def test_a_usage_comment_naming_a_missing_script_is_caught(course: Path):
 
 
 def test_a_program_named_in_a_docstring_that_is_not_beside_it_is_caught(course: Path):
-    program = course / "exercises/matrix.py"
-    program.write_text(program.read_text().replace("on the login node: python matrix.py",
-                                                   "on the login node: python matrix_cpu.py"))
+    replaced(course / "exercises/matrix.py", "on the login node: python matrix.py",
+             "on the login node: python matrix_cpu.py")
     only(problems(course), "exercises/matrix.py", 1, "`python matrix_cpu.py`", "no file of that name")
 
 
 def test_a_cd_into_a_folder_the_course_lacks_is_caught(course: Path):
-    page = course / "book/venv.md"
-    page.write_text(page.read_text().replace("```bash\ncd ~/course\nbash venv-template/setup.sh",
-                                             "```bash\ncd ~/course/venv\nbash venv-template/setup.sh"))
+    page = replaced(course / "book/venv.md", "```bash\ncd ~/course\nbash venv-template/setup.sh",
+                    "```bash\ncd ~/course/venv\nbash venv-template/setup.sh")
     only(problems(course), "book/venv.md", line_of(page, "cd ~/course/venv"), "no folder ~/course/venv")
 
 

@@ -23,6 +23,8 @@ from harness.requires import require
 from harness.offline import Ran, program_env
 from harness.report import read_reports, unseen_gpu_problems
 
+from broken_copies import broken_copy_of
+
 SOLUTIONS = ROOT / "solutions"
 PROGRAMS = ("pack.py", "datasets.py", "train.py", "train_ddp.py")
 BROKEN_EPOCHS = 2  # enough for the order of a second epoch; the broken runs are compared with the first two
@@ -34,11 +36,7 @@ def broken_copy(tmp_path: Path, *edits: tuple[str, str]) -> Path:
     folder.mkdir(exist_ok=True)
     for program in PROGRAMS:
         shutil.copy2(SOLUTIONS / program, folder / program)
-    text = (folder / "train_ddp.py").read_text()
-    for old, new in edits:
-        assert old in text, f"solutions/train_ddp.py no longer contains {old!r}: update this test's broken copy"
-        text = text.replace(old, new)
-    (folder / "train_ddp.py").write_text(text)
+    broken_copy_of(SOLUTIONS / "train_ddp.py", folder / "train_ddp.py", *edits)
     return folder
 
 

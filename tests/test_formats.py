@@ -25,6 +25,8 @@ from harness.offline import program_env, run_program
 from harness.sites import load as load_site
 from harness.slurm import Job
 
+from broken_copies import broken_copy_of
+
 SOLUTIONS = ROOT / "solutions"
 
 
@@ -34,9 +36,7 @@ def broken_copy(tmp_path: Path, name: str, old: str, new: str) -> Path:
     folder.mkdir(exist_ok=True)
     for program in EXERCISE.programs:
         shutil.copy2(SOLUTIONS / program, folder / program)
-    text = (folder / name).read_text()
-    assert old in text, f"solutions/{name} no longer contains {old!r}: update this test's broken copy"
-    (folder / name).write_text(text.replace(old, new))
+    broken_copy_of(SOLUTIONS / name, folder / name, (old, new))
     return folder
 
 

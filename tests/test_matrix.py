@@ -15,11 +15,13 @@ import pytest
 
 from harness import localcluster, references, sites
 from harness.cluster_run import judge
-from harness.coursecheck import exercise_script_problems
 from harness.exercises import ROOT, matrix
 from harness.exercises.matrix import EXERCISE
 from harness.job_records import finished, write_report
 from harness.localcluster import ACCOUNT, PARTITION, RESERVATION, LocalCluster, submit_env
+
+from broken_copies import broken_copy_of
+from exercise_scripts import batch_script_test
 
 # Broken copies of the solutions: (file, the solution's line, the mistake, words the check must say)
 BROKEN = {
@@ -50,11 +52,7 @@ def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
 
 def broken_copy(folder: Path, course_root: Path, mistake: str) -> Path:
     name, old, new, _ = BROKEN[mistake]
-    source = (course_root / "solutions" / name).read_text()
-    assert old in source, f"solutions/{name} no longer contains {old!r}: update this test's broken copy"
-    folder.mkdir(parents=True)
-    (folder / name).write_text(source.replace(old, new))
-    return folder / name
+    return broken_copy_of(course_root / "solutions" / name, folder / name, (old, new))
 
 
 @pytest.fixture(scope="module")
@@ -112,10 +110,7 @@ def test_a_tiny_speed_is_printed_as_a_positive_figure() -> None:
         assert read == value, f"`TFLOP/s: {printed}` was read as {read}"
 
 
-def test_the_batch_script_passes_the_course_checker(course_root: Path) -> None:
-    """slurm/jureca-matrix.sbatch, which the student edits and submits, by the course checker's rules."""
-    problems = exercise_script_problems(course_root, EXERCISE)
-    assert not problems, str(problems[0])
+test_the_batch_script_passes_the_course_checker = batch_script_test(EXERCISE)
 
 
 @pytest.mark.broken_copy  # a check of the cluster verdict, from recorded reports: not a student's self-check

@@ -18,11 +18,14 @@ import pytest
 from harness import slurm
 from harness.cluster_run import JobResult
 from harness.exercises import ROOT
-from harness.exercises.profiling import checks
+from harness.exercises.profiling import EXERCISE, checks
 from harness.exercises.profiling.cluster import check_profile_job
 from harness.exercises.profiling.fixtures import profile_runs
 from harness.exercises.profiling.trace import TraceError, step_times
 from harness.sites import load as load_site
+
+from broken_copies import broken_copy_of
+from exercise_scripts import batch_script_test
 
 PROGRAM = "profile_train.py"
 PRELOAD = "    images = torch.stack([prepared(path) for path in paths])"
@@ -42,15 +45,10 @@ BROKEN = {
 
 
 def broken_copy(folder: Path, mistake: str) -> Path:
-    source = (ROOT / "solutions" / PROGRAM).read_text()
-    for old, new in BROKEN[mistake][0]:
-        assert old in source, f"solutions/{PROGRAM} no longer contains {old!r}: update this test's broken copy"
-        source = source.replace(old, new)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / PROGRAM).write_text(source)
+    script = broken_copy_of(ROOT / "solutions" / PROGRAM, folder / PROGRAM, *BROKEN[mistake][0])
     for beside in ("train.py", "datasets.py"):  # exercise 5's network, which profile_train.py imports
         shutil.copy2(ROOT / "solutions" / beside, folder / beside)
-    return folder / PROGRAM
+    return script
 
 
 def problems_of(runs: dict, which: str) -> list[str]:
@@ -119,28 +117,24 @@ def test_the_books_example_traces_show_the_start_and_the_fix() -> None:
 
 # --- the target's runs ----------------------------------------------------------------------------------------------
 
-def test_the_start_is_data_bound_in_its_trace(profiling_runs: dict) -> None:
-    problems = problems_of(profiling_runs, "start")
+# The self-check's verdicts on the target's runs: what each claims, the check of problems_of that says it, and the run
+# whose loader share it prints (None: its figures are losses, not a trace)
+RUN_CHECKS = {
+    "the start is data-bound in its trace": ("start", "jpeg"),
+    "the fix lowers the loader share in its trace": ("fix", "preloaded"),
+    "the fix trains on the same pictures": ("same", None),
+    "bf16 losses follow float32 within its rounding": ("bf16", None),
+}
+
+
+@pytest.mark.parametrize("claim", list(RUN_CHECKS))
+def test_the_runs_pass_the_check(profiling_runs: dict, claim: str) -> None:
+    which, loader = RUN_CHECKS[claim]
+    problems = problems_of(profiling_runs, which)
     assert not problems, problems[0]
-    ran, workdir = profiling_runs["jpeg", "fp32"]
-    print(f"LOADER=jpeg: loader share {step_times(checks.trace_path(workdir, 'jpeg')).loader_share:.2f}")
-
-
-def test_the_fix_lowers_the_loader_share_in_its_trace(profiling_runs: dict) -> None:
-    problems = problems_of(profiling_runs, "fix")
-    assert not problems, problems[0]
-    ran, workdir = profiling_runs["preloaded", "fp32"]
-    print(f"LOADER=preloaded: loader share {step_times(checks.trace_path(workdir, 'preloaded')).loader_share:.2f}")
-
-
-def test_the_fix_trains_on_the_same_pictures(profiling_runs: dict) -> None:
-    problems = problems_of(profiling_runs, "same")
-    assert not problems, problems[0]
-
-
-def test_bf16_losses_follow_float32_within_its_rounding(profiling_runs: dict) -> None:
-    problems = problems_of(profiling_runs, "bf16")
-    assert not problems, problems[0]
+    if loader:
+        _, workdir = profiling_runs[loader, "fp32"]
+        print(f"LOADER={loader}: loader share {step_times(checks.trace_path(workdir, loader)).loader_share:.2f}")
 
 
 def test_the_program_prints_the_profilers_table(profiling_runs: dict) -> None:
@@ -164,12 +158,7 @@ def test_checks_catch_a_broken_copy(profiling_images: Path, tmp_path: Path, mist
             print(f"  {run}: loader share {step_times(checks.trace_path(workdir, *run)).loader_share:.3f}")
 
 
-def test_the_batch_script_passes_the_course_checker() -> None:
-    """slurm/profile.sbatch: #SBATCH before the first command, GPUs asked for, the cores passed on to srun."""
-    from harness.coursecheck import check_sbatch
-
-    problems = check_sbatch(ROOT, [ROOT / "slurm" / "profile.sbatch"])
-    assert not problems, str(problems[0])
+test_the_batch_script_passes_the_course_checker = batch_script_test(EXERCISE)
 
 
 # --- the cluster job and the monitoring step --------------------------------------------------------------------------

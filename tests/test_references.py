@@ -15,7 +15,8 @@ from harness import references, sites, slurm
 from harness.cluster_run import judge
 from harness.exercises import ClusterJob, cluster_jobs
 from harness.references import Reference
-from harness.sites import SiteError
+
+from site_profiles import load_error, write_profile
 
 LOCAL = sites.SITES_DIR / "local.toml"
 
@@ -33,19 +34,7 @@ def without_references() -> str:
 
 def profile_with(folder: Path, job: str, body: str) -> Path:
     """The local profile with its own reference tables taken out and `[jobs.<job>.reference]` holding `body`."""
-    text = without_references()
-    path = folder / "refs.toml"
-    path.write_text(f"{text}\n[jobs.{job}.reference]\n{body}\n")
-    return path
-
-
-def load_error(path: Path) -> str:
-    with pytest.raises(SiteError) as error:
-        sites.load(path)
-    message = str(error.value)
-    assert "\n" not in message, f"a profile error must be one line, got: {message!r}"
-    assert message.startswith(f"{path}: "), f"a profile error names its file first: {message}"
-    return message.removeprefix(f"{path}: ")
+    return write_profile(folder, "refs", f"{without_references()}\n[jobs.{job}.reference]\n{body}\n")
 
 
 # --- the comparison ----------------------------------------------------------------------------------------------
@@ -203,6 +192,4 @@ def test_a_reference_that_is_not_a_table_names_the_key(tmp_path):
     name = next(iter(cluster_jobs()))
     text = without_references().replace(f"[jobs.{name}]\n", f"[jobs.{name}]\nreference = 3\n")
     assert text != without_references(), f"the local profile has no [jobs.{name}] table to put the key in"
-    path = tmp_path / "flat.toml"
-    path.write_text(text)
-    assert load_error(path) == f"key `jobs.{name}.reference` must be a table, not 3"
+    assert load_error(write_profile(tmp_path, "flat", text)) == f"key `jobs.{name}.reference` must be a table, not 3"

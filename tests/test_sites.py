@@ -1,7 +1,6 @@
 """Site profiles: the shipped ones load, and every broken one is one line naming the file and the key."""
 import re
 import tomllib
-from pathlib import Path
 
 import pytest
 
@@ -9,15 +8,11 @@ from harness import sites
 from harness.exercises import cluster_jobs
 from harness.sites import SiteError
 
+from site_profiles import load_error, write_profile
+
 SHIPPED = sites.SITES_DIR
 # A cluster job that declares keys of its own, and one of them: the nested-key tests use it, whichever it is
 OWN_JOB, OWN_KEY = next((name, key) for name, (_, job) in cluster_jobs().items() for key in job.settings)
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / f"{name}.toml"
-    path.write_text(text)
-    return path
 
 
 def good_profile(**changes: str) -> str:
@@ -37,13 +32,6 @@ def one_line(error: pytest.ExceptionInfo) -> str:
     message = str(error.value)
     assert "\n" not in message
     return message
-
-
-def load_error(path: Path) -> str:
-    """The one line harness.sites says about the profile at `path` (it must refuse it)."""
-    with pytest.raises(SiteError) as error:
-        sites.load(path)
-    return one_line(error)
 
 
 @pytest.mark.parametrize("name", sites.available())
@@ -78,48 +66,49 @@ def test_jureca_activates_the_project_before_every_login_step():
 
 
 def test_missing_key_names_file_and_key(tmp_path):
-    path = write(tmp_path, "broken", good_profile(partition=""))
-    assert load_error(path) == f"{path}: missing key `partition`"
+    path = write_profile(tmp_path, "broken", good_profile(partition=""))
+    assert load_error(path) == "missing key `partition`"
 
 
 def test_misspelt_key_suggests_the_right_one(tmp_path):
-    path = write(tmp_path, "typo", good_profile(reservation='reservaton = "training2441"'))
-    assert load_error(path) == f"{path}: unknown key `reservaton` (did you mean `reservation`?)"
+    path = write_profile(tmp_path, "typo", good_profile(reservation='reservaton = "training2441"'))
+    assert load_error(path) == "unknown key `reservaton` (did you mean `reservation`?)"
 
 
 def test_misspelt_nested_key_names_its_table(tmp_path):
     text = without_jobs(good_profile()) + f"\n[jobs.{OWN_JOB}]\n{OWN_KEY}i = 1\n"
-    path = write(tmp_path, "nested", text)
-    assert load_error(path) == (f"{path}: unknown key `jobs.{OWN_JOB}.{OWN_KEY}i` "
-                               f"(did you mean `jobs.{OWN_JOB}.{OWN_KEY}`?)")
+    path = write_profile(tmp_path, "nested", text)
+    assert load_error(path) == (f"unknown key `jobs.{OWN_JOB}.{OWN_KEY}i` "
+                                f"(did you mean `jobs.{OWN_JOB}.{OWN_KEY}`?)")
 
 
 def test_unknown_job_names_the_known_ones(tmp_path):
-    path = write(tmp_path, "jobs", without_jobs(good_profile()) + f"\n[jobs.{OWN_JOB}z]\nenv = {{}}\n")
-    assert load_error(path) == f"{path}: unknown job `jobs.{OWN_JOB}z` (did you mean `jobs.{OWN_JOB}`?)"
+    path = write_profile(tmp_path, "jobs", without_jobs(good_profile()) + f"\n[jobs.{OWN_JOB}z]\nenv = {{}}\n")
+    assert load_error(path) == f"unknown job `jobs.{OWN_JOB}z` (did you mean `jobs.{OWN_JOB}`?)"
 
 
 def test_job_knobs_must_be_strings(tmp_path):
-    path = write(tmp_path, "knobs", without_jobs(good_profile()) + f"\n[jobs.{OWN_JOB}]\nenv = {{ EPOCHS = 3 }}\n")
-    assert load_error(path) == f'{path}: key `jobs.{OWN_JOB}.env` must map names to strings (quote numbers: "2")'
+    path = write_profile(tmp_path, "knobs",
+                         without_jobs(good_profile()) + f"\n[jobs.{OWN_JOB}]\nenv = {{ EPOCHS = 3 }}\n")
+    assert load_error(path) == f'key `jobs.{OWN_JOB}.env` must map names to strings (quote numbers: "2")'
 
 
 def test_wrong_type_is_one_line(tmp_path):
-    path = write(tmp_path, "typed", good_profile(cpus_per_task='cpus_per_task = "two"'))
+    path = write_profile(tmp_path, "typed", good_profile(cpus_per_task='cpus_per_task = "two"'))
     assert "`cpus_per_task` must be an integer, not 'two'" in load_error(path)
 
 
 def test_unknown_site_lists_the_profiles(tmp_path):
-    write(tmp_path, "alpha", good_profile())
-    write(tmp_path, "beta", good_profile())
+    write_profile(tmp_path, "alpha", good_profile())
+    write_profile(tmp_path, "beta", good_profile())
     with pytest.raises(SiteError) as error:
         sites.resolve("gamma", sites_dir=tmp_path)
     assert one_line(error) == f"unknown site `gamma`: profiles in {tmp_path} are alpha, beta"
 
 
 def test_host_pattern_picks_the_profile(tmp_path):
-    write(tmp_path, "alpha", good_profile(hosts='hosts = ["*.alpha.example"]'))
-    write(tmp_path, "beta", good_profile(hosts='hosts = ["betalogin*"]'))
+    write_profile(tmp_path, "alpha", good_profile(hosts='hosts = ["*.alpha.example"]'))
+    write_profile(tmp_path, "beta", good_profile(hosts='hosts = ["betalogin*"]'))
     assert sites.resolve(None, sites_dir=tmp_path, hosts=["betalogin03"]).name == "beta"
     assert sites.resolve(None, sites_dir=tmp_path, hosts=["x", "n1.alpha.example"]).name == "alpha"
     with pytest.raises(SiteError) as error:

@@ -348,6 +348,47 @@ def set_up(walk: "Walk", solved: bool = True) -> Path:
     return course
 
 
+@dataclass
+class Student:
+    """A student logged in on the local cluster's login node, the course set up (`logged_in`)."""
+    walk: Walk
+    site: sites.Site
+    course: Path  # the course folder, in $PROJECT
+    folders: dict[str, Path]  # $PROJECT_training2441 and $SCRATCH_training2441 of the login
+    home: Path
+    home_files_max: int
+
+
+@contextlib.contextmanager
+def logged_in(cluster: LocalCluster, tmp_path: Path) -> Iterator[Student]:
+    """A student's login shell on the login node (adaptations 2 and 3) in the course user's home, with the project's
+    folders of this walk in tmp_path, after step 7 of before-the-course (adaptation 1). The shell is closed at the
+    end, pass or fail, and walk.log says how long the walk took."""
+    require(LMOD_INIT.is_file(), f"Lmod is not installed ({LMOD_INIT} missing): sudo bash slurm/local-cluster/start.sh")
+    real_sbatch = shutil.which("sbatch")
+    assert real_sbatch is not None, "no sbatch on PATH: the walk needs the local cluster's Slurm"
+    site = sites.load(ROOT / "slurm" / "sites" / "local.toml")
+    bin_folder = tmp_path / "bin"
+    wrapper = sbatch_wrapper(bin_folder, site, real_sbatch)  # adaptation 3
+    # the project's folders of this walk ($PROJECT_training2441 and $SCRATCH_training2441 of its login)
+    folders = {name: tmp_path / name.split("_")[0].lower() for name in PROJECT_VARS}
+    for folder in folders.values():
+        folder.mkdir()
+    with course_home() as (home, home_files_max):
+        terminal = Terminal({**student_env(home, bin_folder), **{k: str(v) for k, v in folders.items()}}, home)
+        walk = Walk(terminal, cluster, tmp_path / "exercises-not-yet", tmp_path / "walk.log")
+        started = time.monotonic()
+        try:
+            login(walk, site, wrapper)
+            course = set_up(walk)  # adaptation 1
+            walk.exercises = course / "exercises"
+            yield Student(walk, site, course, folders, home, home_files_max)
+        finally:
+            terminal.close()
+            with walk.log.open("a") as log:
+                log.write(f"--- the walk took {time.monotonic() - started:.0f} s\n")
+
+
 def seed_caches(walk: "Walk", page: str, downloads: Path) -> None:
     """Adaptation 6: the download, as a copy of the stand-ins (seeded once into `downloads`) to where the student's
     shell sends it: FASTAI_HOME and TORCH_HOME as the course venv set them, else fastai's and torch's own defaults in
@@ -375,56 +416,36 @@ def dataquota(output: str) -> dict[str, tuple[str, int, int, int]]:
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_a_student_follows_day_one_on_the_local_cluster(local_slurm: LocalCluster, tmp_path: Path):
-    require(LMOD_INIT.is_file(), f"Lmod is not installed ({LMOD_INIT} missing): sudo bash slurm/local-cluster/start.sh")
-    real_sbatch = shutil.which("sbatch")
-    assert real_sbatch is not None
-    site = sites.load(ROOT / "slurm" / "sites" / "local.toml")
-    bin_folder = tmp_path / "bin"
-    wrapper = sbatch_wrapper(bin_folder, site, real_sbatch)  # adaptation 3
-    # the project's folders of this walk ($PROJECT_training2441 and $SCRATCH_training2441 of its login)
-    folders = {name: tmp_path / name.split("_")[0].lower() for name in PROJECT_VARS}
-    for folder in folders.values():
-        folder.mkdir()
-
-    with course_home() as (home, home_files_max):
-        terminal = Terminal({**student_env(home, bin_folder), **{k: str(v) for k, v in folders.items()}}, home)
-        walk = Walk(terminal, local_slurm, tmp_path / "exercises-not-yet", tmp_path / "walk.log")
-        started = time.monotonic()
-        try:
-            login(walk, site, wrapper)
-            course = set_up(walk)  # adaptation 1
-            walk.exercises = course / "exercises"
-            for page in PAGES:
-                examples = example_job_ids(course / page)
-                walk.type(page, None, f"cd ~/{WORK}")  # adaptation 8
-                if page in KNOBS:  # adaptation 7
-                    walk.type(page, None, "export " + " ".join(f"{k}={v}" for k, v in KNOBS[page].items()))
-                last_job = ""
-                for step in student_steps(course / page):
-                    if step.run.startswith("python cats.py --prefetch"):
-                        seed_caches(walk, page, tmp_path / "downloads")  # adaptation 6
-                    command = with_job_id(step.run, last_job, examples) if last_job else step.run  # adaptation 4
-                    ran = walk.type(page, step, command)
-                    if step.submits:
-                        ids = re.findall(r"Submitted batch job (\d+)", ran.output)
-                        assert ids, f"{page}:{step.command.line}: `{command}` printed no job id:\n{ran.output}"
-                        last_job = ids[-1]
-                        local_slurm.jobs.append(last_job)  # cancelled at teardown if the walk fails
-                        walk.jobs.append(Submitted(page, step, command, last_job))
-                    if step.waits:  # adaptation 5
-                        walk.wait()
-                walk.wait()
-                if page in CHECKS_AFTER:  # the "Check your work" box, "in the course folder" (adaptation 9)
-                    walk.type(CHECKS_AFTER[page], None, "cd ~/course")
-                    for command in check_commands(course / CHECKS_AFTER[page]):
-                        walk.type(CHECKS_AFTER[page], Step(command, command.text, False, False), command.text)
-            quota = walk.type(SETUP_PAGE, None, "jutil user dataquota").output
-        finally:
-            terminal.close()
-            with walk.log.open("a") as log:
-                log.write(f"--- the walk took {time.monotonic() - started:.0f} s\n")
+    with logged_in(local_slurm, tmp_path) as student:
+        walk, course = student.walk, student.course
+        for page in PAGES:
+            examples = example_job_ids(course / page)
+            walk.type(page, None, f"cd ~/{WORK}")  # adaptation 8
+            if page in KNOBS:  # adaptation 7
+                walk.type(page, None, "export " + " ".join(f"{k}={v}" for k, v in KNOBS[page].items()))
+            last_job = ""
+            for step in student_steps(course / page):
+                if step.run.startswith("python cats.py --prefetch"):
+                    seed_caches(walk, page, tmp_path / "downloads")  # adaptation 6
+                command = with_job_id(step.run, last_job, examples) if last_job else step.run  # adaptation 4
+                ran = walk.type(page, step, command)
+                if step.submits:
+                    ids = re.findall(r"Submitted batch job (\d+)", ran.output)
+                    assert ids, f"{page}:{step.command.line}: `{command}` printed no job id:\n{ran.output}"
+                    last_job = ids[-1]
+                    local_slurm.jobs.append(last_job)  # cancelled at teardown if the walk fails
+                    walk.jobs.append(Submitted(page, step, command, last_job))
+                if step.waits:  # adaptation 5
+                    walk.wait()
+            walk.wait()
+            if page in CHECKS_AFTER:  # the "Check your work" box, "in the course folder" (adaptation 9)
+                walk.type(CHECKS_AFTER[page], None, "cd ~/course")
+                for command in check_commands(course / CHECKS_AFTER[page]):
+                    walk.type(CHECKS_AFTER[page], Step(command, command.text, False, False), command.text)
+        quota = walk.type(SETUP_PAGE, None, "jutil user dataquota").output
 
     # the home stayed small: the course's files went to $PROJECT, its data to $SCRATCH
+    site, folders, home_files_max = student.site, student.folders, student.home_files_max
     rows = dataquota(quota)
     assert rows["HOME"][3] == home_files_max and rows["HOME"][1] <= rows["HOME"][2], quota
     assert (rows["PROJECT"][0], rows["SCRATCH"][0]) == (str(folders["PROJECT_training2441"]),
@@ -484,29 +505,15 @@ def test_caches_kept_in_the_home_overflow_its_file_limit(local_slurm: LocalClust
     stand-ins' copy, adaptation 6), then stop at the home's file limit with the error a tmpfs gives, "No space
     left on device" (JSC's quota says "Disk quota exceeded"); the same steps with the course's venv pass in the walk
     above. It needs no job, only the local cluster's home and modules."""
-    require(LMOD_INIT.is_file(), f"Lmod is not installed ({LMOD_INIT} missing): sudo bash slurm/local-cluster/start.sh")
-    site = sites.load(ROOT / "slurm" / "sites" / "local.toml")
-    bin_folder = tmp_path / "bin"
-    wrapper = sbatch_wrapper(bin_folder, site, shutil.which("sbatch") or "sbatch")
-    folders = {name: tmp_path / name.split("_")[0].lower() for name in PROJECT_VARS}
-    for folder in folders.values():
-        folder.mkdir()
-    with course_home() as (home, home_files_max):
-        terminal = Terminal({**student_env(home, bin_folder), **{k: str(v) for k, v in folders.items()}}, home)
-        walk = Walk(terminal, local_slurm, tmp_path, tmp_path / "walk.log")
-        try:
-            login(walk, site, wrapper)
-            course = set_up(walk)
-            (course / "venv-template" / "caches.sh").write_text("course_caches() { :; }  # the broken copy\n")
-            for step in student_steps(course / "book/venv.md"):
-                walk.type("book/venv.md", step, step.run)
-            with pytest.raises(pytest.fail.Exception) as failed:
-                seed_caches(walk, "book/cats.md", tmp_path / "downloads")
-        finally:
-            terminal.close()
+    with logged_in(local_slurm, tmp_path) as student:
+        (student.course / "venv-template" / "caches.sh").write_text("course_caches() { :; }  # the broken copy\n")
+        for step in student_steps(student.course / "book/venv.md"):
+            student.walk.type("book/venv.md", step, step.run)
+        with pytest.raises(pytest.fail.Exception) as failed:
+            seed_caches(student.walk, "book/cats.md", tmp_path / "downloads")
     message = str(failed.value)
-    assert "No space left on device" in message and f"{home}/.fastai/" in message, \
-        f"the caches in the home ({home_files_max} files at most) should not fit:\n{message[-2000:]}"
+    assert "No space left on device" in message and f"{student.home}/.fastai/" in message, \
+        f"the caches in the home ({student.home_files_max} files at most) should not fit:\n{message[-2000:]}"
 
 
 LAPTOP_PAGES = ("book/matrix.md", "book/cats.md", "book/tensorboard.md", "book/data-formats.md", "book/ddp.md")

@@ -16,9 +16,19 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "venv-template"
 
 
-def output_of(folder: Path, job_id: str) -> str:
-    parts = [folder / f"out.{job_id}", folder / f"err.{job_id}"]
-    return "\n".join(p.read_text() for p in parts if p.exists())
+def output_of(folder: Path, job_id: str, names: tuple[str, str] = ("out", "err")) -> str:
+    """A job's output and error files in `folder` (`<name>.<job id>`), together."""
+    return "\n".join(p.read_text() for p in (folder / f"{name}.{job_id}" for name in names) if p.exists())
+
+
+def run_bash_job(cluster: LocalCluster, folder: Path, name: str, body: str, *options: str,
+                 **run: object) -> tuple[dict[str, str], str]:
+    """`body` as the batch script `folder/name` (bash, `set -euo pipefail`), run from `folder` on the local cluster:
+    the finished job's record and its output."""
+    script = folder / name
+    script.write_text(f"#!/bin/bash\nset -euo pipefail\n{body}")
+    record = cluster.run("--output=out.%j", "--error=err.%j", *options, script, cwd=folder, **run)
+    return record, output_of(folder, record["JobId"])
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +38,13 @@ def built_venv(local_slurm_available: None, tmp_path_factory: pytest.TempPathFac
     folder = tmp_path_factory.mktemp("venv-job")
     copy = folder / "venv-template"
     shutil.copytree(TEMPLATE, copy, ignore=shutil.ignore_patterns("venv"))
-    script = folder / "setup.job"
-    script.write_text(f"""#!/bin/bash
-set -euo pipefail
-bash {copy}/setup.sh
-echo "--- second run ---"
-bash {copy}/setup.sh
-""")
     cluster = LocalCluster()
     try:
-        record = cluster.run("--output=out.%j", "--error=err.%j", "--time=00:10:00", script, cwd=folder,
-                             env=report_env(None, offline=True, base=submit_env()), timeout_s=600)
-        yield copy, record, output_of(folder, record["JobId"])
+        record, output = run_bash_job(cluster, folder, "setup.job", f"""bash {copy}/setup.sh
+echo "--- second run ---"
+bash {copy}/setup.sh
+""", "--time=00:10:00", env=report_env(None, offline=True, base=submit_env()), timeout_s=600)
+        yield copy, record, output
     finally:
         cluster.cancel_all()
 
@@ -59,14 +64,9 @@ def test_setup_builds_on_the_module_offline(built_venv) -> None:
 @pytest.mark.slurm
 def test_activate_in_a_batch_job(built_venv, local_slurm: LocalCluster, tmp_path: Path) -> None:
     copy, _, _ = built_venv
-    script = tmp_path / "use.job"
-    script.write_text(f"""#!/bin/bash
-set -euo pipefail
-source {copy}/activate.sh
+    record, output = run_bash_job(local_slurm, tmp_path, "use.job", f"""source {copy}/activate.sh
 srun python -c 'import sys, torch, fastai; print("prefix=" + sys.prefix); print("torch=" + torch.__file__)'
 """)
-    record = local_slurm.run("--output=out.%j", "--error=err.%j", script, cwd=tmp_path)
-    output = output_of(tmp_path, record["JobId"])
     assert record["JobState"] == "COMPLETED", output
     values = dict(line.split("=", 1) for line in output.splitlines() if line.startswith(("prefix=", "torch=")))
     assert Path(values["prefix"]) == copy / "venv"  # the venv is active ...
@@ -97,9 +97,7 @@ def test_fastai_script_activates_the_venv(built_venv, local_slurm: LocalCluster,
         "import os; print('epochs=' + os.environ.get('EPOCHS', 'unset'))\n")
     record = local_slurm.run("--cpus-per-task=1", f"--chdir={tmp_path}",
                              ROOT / "slurm" / "fastai.sbatch", env=submit_env(COURSE_VENV=str(copy), EPOCHS="1"))
-    job_id = record["JobId"]
-    output = "\n".join(p.read_text() for p in (tmp_path / f"output.{job_id}", tmp_path / f"error.{job_id}")
-                       if p.exists())
+    output = output_of(tmp_path, record["JobId"], ("output", "error"))  # the names fastai.sbatch gives them
     assert record["JobState"] == "COMPLETED" and record["JobName"] == "cat-classifier", output
     assert f"prefix={copy / 'venv'}" in output
     assert "epochs=1" in output
