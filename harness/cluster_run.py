@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ from harness.sites import ROOT, JobSettings, Site
 NETWORK_SIGNS = ('Downloading: "http', "urlopen error", "URLError", "Temporary failure in name resolution",
                  "Network is unreachable", "ProxyError")
 REPORTS = "reports"  # the folder inside a job's folder where its processes report
+BASELINE = "baseline"  # the folder inside a job's folder of its baseline run (ClusterJob.baseline)
 
 
 @dataclass
@@ -42,6 +42,7 @@ class JobResult:
     errors: str  # error.<jobid>
     reports: list[Report]  # one per Python process of the job's programs, oldest first
     follow_ups: list[slurm.Job] = field(default_factory=list)  # its chain (ClusterJob.follow_ups), in order
+    baseline: JobResult | None = None  # its baseline run (ClusterJob.baseline), where it declares one
 
 
 @dataclass
@@ -106,60 +107,49 @@ def generic_problems(result: JobResult, cluster_job: ClusterJob) -> list[str]:
     return problems
 
 
-def _killed_by(exit_code: str) -> str:
-    """The meaning of a FAILED job's exit code `0:<signal>`: its batch shell died of that signal ("" if none)."""
-    after = exit_code.partition(":")[2]
-    number = int(after) if after.isdigit() else 0
-    if not number:
-        return ""
-    if number not in signal.valid_signals():
-        return f"the batch shell was killed by signal {number}"
-    name = signal.Signals(number).name.removeprefix("SIG")
-    if number == signal.SIGKILL:
-        return "the batch shell was killed by SIGKILL"
-    return (f"the batch shell was killed by SIG{name}, a signal it does not trap: Slurm sends it before the time "
-            f"limit where the script asks (--signal=B:{name}@<seconds>), and without `trap <function> {name}` the "
-            "job ends there; Slurm then stops its programs (SIGTERM, SIGKILL seconds later), and what they have not "
-            "saved is lost")
-
-
-def _end_problems(job: slurm.Job, subject: str) -> list[str]:
-    """What is wrong with how a job (`subject`: "the job", "the follow-up job 42") ended: cancelled by the harness,
-    or not COMPLETED with exit code 0, each in one line that says what the state means (for a batch shell killed
-    by a signal: which, and why a trap matters)."""
-    problems = [f"{subject} was cancelled by the harness: {job.given_up}"] if job.given_up else []
-    if job.state != "COMPLETED" or job.exit_code not in ("0:0", "0"):
-        meaning = (job.state == "FAILED" and _killed_by(job.exit_code)) or slurm.STATE_MEANING.get(job.state, "")
-        problems.append(f"{subject} ended {job.state} with exit code {job.exit_code or '?'}"
-                        + (f": {meaning}" if meaning else "") + (f" ({job.cause})" if job.cause else ""))
-    return problems
+def baseline_result(result: JobResult, job: slurm.Job, programs: tuple[str, ...]) -> JobResult:
+    """A job's baseline run (ClusterJob.baseline) as the job's check gets it: Slurm's view of it, and the files and
+    reports in its folder `<job>/baseline/`. How it ended is the check's to judge (it may need it for a figure)."""
+    folder = result.workdir / BASELINE
+    output, errors = ((folder / f"{kind}.{job.job_id}") for kind in ("output", "error"))
+    return JobResult(result.site, result.settings, job, folder,
+                     output.read_text(errors="replace") if output.is_file() else "",
+                     errors.read_text(errors="replace") if errors.is_file() else "",
+                     read_reports(folder / REPORTS, programs))
 
 
 def judge(job: slurm.Job, workdir: Path, cluster_job: ClusterJob | None = None, site: Site | None = None,
-          settings: JobSettings | None = None, follow_ups: list[slurm.Job] | None = None) -> Verdict:
+          settings: JobSettings | None = None, follow_ups: list[slurm.Job] | None = None,
+          baseline: slurm.Job | None = None) -> Verdict:
     """A finished job's verdict: Slurm's state and exit code first, then, for a course job, what its programs
-    reported (GPUs, cores, internet), its own check, and its figures against the site's references
-    ([jobs.<name>.reference], harness/references.py). Writes `summary.json` next to the job's output files."""
+    reported (GPUs, cores, internet), its own check (given its baseline run too, if any), and its figures against
+    the site's references ([jobs.<name>.reference], harness/references.py). Writes `summary.json` next to the job's
+    output files."""
     verdict = Verdict(test=job.name, job_id=job.job_id, state=job.state, exit_code=job.exit_code,
                       elapsed_s=job.elapsed_s, history=list(job.history), results=str(workdir))
     output_file, error_file = workdir / f"output.{job.job_id}", workdir / f"error.{job.job_id}"
     output = output_file.read_text(errors="replace") if output_file.is_file() else ""
     errors = error_file.read_text(errors="replace") if error_file.is_file() else ""
-    verdict.problems += _end_problems(job, "the job")
+    verdict.problems += slurm.end_problems(job, "the job")
     for later in follow_ups or []:  # a chain: every follow-up must end well too
         verdict.history.append(later.line())
-        verdict.problems += _end_problems(later, f"the follow-up job {later.job_id}")
+        verdict.problems += slurm.end_problems(later, f"the follow-up job {later.job_id}")
     if cluster_job is not None and site is not None:
         settings = settings or site.job(job.name)
         reports = read_reports(workdir / REPORTS, cluster_job.programs)
         outputs = [workdir / f"{kind}.{later.job_id}" for later in follow_ups or [] for kind in ("output", "error")]
         output += "".join(path.read_text(errors="replace") for path in outputs if path.is_file())
         result = JobResult(site, settings.as_dict(), job, workdir, output, errors, reports, list(follow_ups or []))
+        if baseline is not None:
+            verdict.history.append(baseline.line())
+            result.baseline = baseline_result(result, baseline, cluster_job.programs)
         figures, own = cluster_job.check(result)
         verdict.figures = {**what_it_got(reports), **figures}
         if not verdict.problems:  # what the programs did only means something for a job that completed
+            # a figure its own check could not give (its problem says why) is not named missing on top of it
+            held = {k: ref for k, ref in settings.references.items() if not own or verdict.figures.get(k) is not None}
             verdict.problems += generic_problems(result, cluster_job) + own + references.problems(
-                settings.references, verdict.figures, f"jobs.{job.name}.reference of {site.path.name}")
+                held, verdict.figures, f"jobs.{job.name}.reference of {site.path.name}")
     verdict.passed = not verdict.problems
     if not verdict.passed:
         verdict.error_tail = slurm.tail(error_file)
@@ -198,6 +188,7 @@ class ClusterRun:
         self.course_venv = Path(site.expand(site.course_venv, out=self.out_dir))
         self.jobs: dict[str, slurm.Job] = {}
         self.follow_ups: dict[str, list[slurm.Job]] = {}  # name -> the jobs submitted behind it (afterany)
+        self.baselines: dict[str, slurm.Job] = {}  # name -> its baseline run (ClusterJob.baseline)
         self.error = ""  # why the run could not start (one line), if it could not
         self.verdicts: dict[str, Verdict] = {}
 
@@ -221,9 +212,10 @@ class ClusterRun:
             self.log(f"venv set-up on the login node: {' && '.join(self.site.venv_setup)}")
             course_venv.make(self.course_venv, self.site.venv_setup, self.login_env(), self.folder / "venv-setup.log")
 
-    def stage(self, cluster_job: ClusterJob) -> Path:
-        """The job's folder, holding copies of its batch script and programs (or of their `sources` stand-ins)."""
-        workdir = self.folder / cluster_job.name
+    def stage(self, cluster_job: ClusterJob, workdir: Path | None = None) -> Path:
+        """The job's folder (or `workdir`), holding copies of its batch script and programs (or of their `sources`
+        stand-ins)."""
+        workdir = workdir or self.folder / cluster_job.name
         workdir.mkdir(parents=True, exist_ok=True)
         for name, default in ((cluster_job.sbatch, ROOT / "slurm" / cluster_job.sbatch),
                               *((p, ROOT / self.target / p) for p in cluster_job.programs)):
@@ -265,10 +257,27 @@ class ClusterRun:
                 later = " ".join(j.job_id for j in self.follow_ups[name])
                 self.log(f"submitted {name} as job {self.jobs[name].job_id} ({cluster_job.sbatch}"
                          f"{', ' + knobs if knobs else ''}){', follow-ups ' + later if later else ''}")
+                if cluster_job.baseline:
+                    self.submit_baseline(cluster_job, workdir, prepared, chain)
         except (slurm.SlurmError, RuntimeError, subprocess.CalledProcessError, OSError) as error:
             detail = getattr(error, "stderr", "") or ""
             self.error = str(error) + (f": {detail.strip().splitlines()[-1]}" if detail.strip() else "")
             self.cancel()
+
+    def submit_baseline(self, cluster_job: ClusterJob, workdir: Path, prepared: dict[str, str],
+                        before: list[slurm.Job]) -> None:
+        """The job's baseline run (ClusterJob.baseline): the same script with the baseline's options on the command
+        line (they override its #SBATCH lines), from its own folder with its own reports, on what the login node
+        prepared for the job. Submitted with it, under its run label, so a wait and a cancel take it too."""
+        name, folder = cluster_job.name, workdir / BASELINE
+        self.stage(cluster_job, folder)
+        job = slurm.submit(folder / cluster_job.sbatch, name=name, tag=self.tag, chdir=folder, results=folder,
+                           site=self.site, env=self.job_env(name, folder, prepared), options=list(cluster_job.baseline),
+                           exclude=[j.job_id for j in before])
+        job.name = f"{name}-{BASELINE}"  # what the log lines call it
+        self.baselines[name] = job
+        self.log(f"submitted {name}'s baseline as job {job.job_id} ({cluster_job.sbatch} "
+                 f"{' '.join(cluster_job.baseline)})")
 
     def wait(self, sleep: Callable[[float], None] = time.sleep) -> dict[str, Verdict]:
         """Wait for every job together, then judge each one and write the summaries."""
@@ -286,11 +295,12 @@ class ClusterRun:
         if job is None:
             return Verdict(test=name, problems=[self.error or "the job was not submitted"])
         return judge(job, self.folder / name, self.cluster_job(name), self.site,
-                     follow_ups=self.follow_ups.get(name, []))
+                     follow_ups=self.follow_ups.get(name, []), baseline=self.baselines.get(name))
 
     def all_jobs(self) -> list[slurm.Job]:
-        """Every job of the run: the exercises' jobs and their follow-ups."""
-        return [*self.jobs.values(), *(job for chain in self.follow_ups.values() for job in chain)]
+        """Every job of the run: the exercises' jobs, their follow-ups and their baselines."""
+        return [*self.jobs.values(), *(job for chain in self.follow_ups.values() for job in chain),
+                *self.baselines.values()]
 
     def _write_summary(self) -> None:
         rows = ["| test | job | state | exit | seconds | verdict | figures |", "|---|---|---|---|---|---|---|"]

@@ -8,6 +8,7 @@ partition, reservation and account from its site profile, slurm/sites/local.toml
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
@@ -16,6 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
@@ -176,19 +178,28 @@ def queue_left(tag: str, within_s: float = 60) -> list[str]:
     return slurm.tagged(tag)
 
 
-def run_jobs(site: sites.Site, names: list[str], out: Path, sources: dict | None = None) -> tuple[dict, list[str]]:
+@contextlib.contextmanager
+def finished_run(site: sites.Site, names: list[str], out: Path, sources: dict | None = None,
+                 log: Callable[[str], None] = print) -> Iterator:
     """A whole `--cluster` run of the jobs `names` on the local cluster, in this process: prepare, submit, wait,
     judge; then nothing of it may be left in the queue. `sources`: files standing in for the course's (broken
-    copies). Returns the verdicts by job and the run's log lines."""
+    copies). Yields the ClusterRun, judged (`.verdicts`), for a test that judges its jobs once more."""
     from harness.cluster_run import ClusterRun  # the local cluster's helpers load without the cluster run
 
-    lines: list[str] = []
-    run = ClusterRun(site, names, out_dir=out, log=lines.append, sources=sources)
+    run = ClusterRun(site, names, out_dir=out, log=log, sources=sources)
     try:
         run.start()
         assert not run.error, run.error
-        return run.wait(), lines
+        run.wait()
+        yield run
     finally:
         run.cancel()
         left = queue_left(run.tag)
         assert not left, f"jobs {left} of run {run.tag} left in the queue"
+
+
+def run_jobs(site: sites.Site, names: list[str], out: Path, sources: dict | None = None) -> tuple[dict, list[str]]:
+    """`finished_run`'s verdicts by job and the run's log lines."""
+    lines: list[str] = []
+    with finished_run(site, names, out, sources, lines.append) as run:
+        return run.verdicts, lines

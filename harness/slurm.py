@@ -15,6 +15,7 @@ import dataclasses
 import getpass
 import re
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,37 @@ STATE_MEANING = {
     "DEADLINE": "it could not run before its deadline (--deadline)",
     "SPECIAL_EXIT": "it was put on hold after a requeue (SpecialExit) and runs again only when someone releases it",
 }
+
+
+def killed_by(exit_code: str) -> str:
+    """The meaning of a FAILED job's exit code `0:<signal>`: its batch shell died of that signal ("" if none)."""
+    after = exit_code.partition(":")[2]
+    number = int(after) if after.isdigit() else 0
+    if not number:
+        return ""
+    if number not in signal.valid_signals():
+        return f"the batch shell was killed by signal {number}"
+    name = signal.Signals(number).name.removeprefix("SIG")
+    if number == signal.SIGKILL:
+        return "the batch shell was killed by SIGKILL"
+    return (f"the batch shell was killed by SIG{name}, a signal it does not trap: Slurm sends it before the time "
+            f"limit where the script asks (--signal=B:{name}@<seconds>), and without `trap <function> {name}` the "
+            "job ends there; Slurm then stops its programs (SIGTERM, SIGKILL seconds later), and what they have not "
+            "saved is lost")
+
+
+def end_problems(job: Job, subject: str) -> list[str]:
+    """What is wrong with how a job (`subject`: "the job", "the follow-up job 42") ended: cancelled by the harness,
+    or not COMPLETED with exit code 0, each in one line that says what the state means (for a batch shell killed
+    by a signal: which, and why a trap matters)."""
+    problems = [f"{subject} was cancelled by the harness: {job.given_up}"] if job.given_up else []
+    if job.state != "COMPLETED" or job.exit_code not in ("0:0", "0"):
+        meaning = (job.state == "FAILED" and killed_by(job.exit_code)) or STATE_MEANING.get(job.state, "")
+        problems.append(f"{subject} ended {job.state} with exit code {job.exit_code or '?'}"
+                        + (f": {meaning}" if meaning else "") + (f" ({job.cause})" if job.cause else ""))
+    return problems
+
+
 MAX_REQUEUES = 3  # a job requeued more often than this (node failures, preemption) is given up
 SHORT = {"PENDING": "PD", "CONFIGURING": "CF", "RUNNING": "R", "COMPLETING": "CG", "SUSPENDED": "S",
          "REQUEUED": "RQ", "RESIZING": "RS", "STOPPED": "ST", "SIGNALING": "SI", "STAGE_OUT": "SO"}

@@ -7,6 +7,8 @@
    ends the whole run at once, with a message that names it.
 5c slurm/ddp.sbatch itself on the two-node local cluster: 2 nodes x 4 processes, gloo, the verdict of the cluster
    job; a crashing rank on the second node fails the job (FAILED, not a hang until the time limit).
+5d the cluster job as `pytest --cluster` runs it, with its one-GPU baseline (the same script, one process): its scaling
+   efficiency holds the local profile's reference, and fails one far beyond it; a baseline gone wrong is one line.
 Each check is also run on a deliberately broken copy of the solution, and must catch it.
 """
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.exercises import ROOT
-from harness.exercises.ddp import EXERCISE, checks, fixtures, runs
+from harness.exercises.ddp import EXERCISE, checks, cluster, fixtures, runs
 from harness.localcluster import LocalCluster
 from harness.requires import require
 from harness.offline import Ran, program_env
@@ -322,3 +324,83 @@ def test_the_one_gpu_variant_starts_one_process_per_node(variant: str, local_slu
         assert started == {"dc01": 4, "dc02": 4}, started  # local ranks up to 3: four processes for one GPU
         problem = unseen_gpu_problems(workers)
         assert problem and "but sees 1 GPU(s)" in problem[0], problem
+
+
+# --- 5d: the cluster job's scaling efficiency, against its one-GPU baseline ---------------------------------------
+
+def baseline_of(tmp_path: Path, state: str = "COMPLETED", exit_code: str = "0:0", processes: int = 1,
+                log: str = "0,8,1.0,2.0\n1,8,2.0,1.5\n"):
+    """A finished baseline run as the harness hands it to the check (cluster_run.JobResult): Slurm's view, the
+    reports of its `processes` training processes and rank 0's log (`log`: epoch, pictures, seconds, loss rows)."""
+    from harness.cluster_run import JobResult
+    from harness.report import Report
+    from harness.sites import SITES_DIR, load
+    from harness.slurm import Job
+
+    folder = tmp_path / "baseline"
+    folder.mkdir()
+    (folder / runs.LOG).write_text(log)
+    workers = [Report(pid=n, host="dc01", argv=["train_ddp.py"]) for n in range(processes)]
+    job = Job(name="ddp-baseline", job_id="12", state=state, exit_code=exit_code)
+    return JobResult(load(SITES_DIR / "local.toml"), {}, job, folder, "", "", workers)
+
+
+def test_the_efficiency_is_the_rate_over_the_processes_times_the_baselines(tmp_path: Path) -> None:
+    figures, problems = cluster.efficiency(baseline_of(tmp_path), 16.0, 8)  # the baseline: 16 pictures in 2 s
+    assert problems == [] and figures == {"baseline_pictures_per_s": 8.0, "efficiency": 0.25}, (figures, problems)
+
+
+@pytest.mark.parametrize("state, exit_code, processes, log, words", [
+    ("FAILED", "1:0", 1, "", "ended FAILED with exit code 1:0: the program exited with an error"),
+    ("TIMEOUT", "0:15", 1, "", "ended TIMEOUT with exit code 0:15: it ran past its time limit"),
+    ("COMPLETED", "0:0", 4, "0,8,1.0,2.0\n", "ran 4 training processes, not one"),  # SLURM_GPUS_ON_NODE's mistake
+    ("COMPLETED", "0:0", 1, "", "left no pictures/s"),
+])
+def test_a_baseline_gone_wrong_is_one_line_and_no_efficiency(state: str, exit_code: str, processes: int, log: str,
+                                                             words: str, tmp_path: Path) -> None:
+    """A recorded baseline that failed, or that ran the wrong number of processes, or left no log: no efficiency
+    from it, and one line that says which job, how it ended and where its files are."""
+    figures, problems = cluster.efficiency(baseline_of(tmp_path, state, exit_code, processes, log), 600.0, 8)
+    assert figures == {} and len(problems) == 1, (figures, problems)
+    assert problems[0].startswith("the one-GPU baseline (job 12, ddp.sbatch --nodes=1 --gres=gpu:1) ") \
+        and words in problems[0] and "\n" not in problems[0], problems
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@pytest.mark.broken_copy
+def test_the_cluster_job_holds_its_efficiency_against_the_one_gpu_baseline(local_slurm: LocalCluster,
+                                                                           tmp_path: Path) -> None:
+    """The cluster job `ddp` as `pytest --cluster` runs it on the local cluster: ddp.sbatch on two nodes (8
+    processes) and its baseline, the same script with `--nodes=1 --gres=gpu:1` on the command line, submitted with
+    it from ddp/baseline/, which starts one process. The verdict's efficiency is the job's pictures/s over 8 times the
+    baseline's, and holds the local profile's reference ([jobs.ddp.reference] of slurm/sites/local.toml). The same
+    finished jobs judged against a reference ten times the measured efficiency (tolerance 0.5: at least five times it,
+    impossible whatever this machine's speed) fail with the one-line figure message alone."""
+    import dataclasses
+
+    from harness import localcluster, references
+    from harness.cluster_run import judge
+
+    site = localcluster.site()
+    held = site.job("ddp").references.get("efficiency")
+    assert held is not None and held.better == "higher", "slurm/sites/local.toml holds no efficiency for ddp"
+    with localcluster.finished_run(site, ["ddp"], tmp_path / "out") as run:
+        verdict, folder = run.verdicts["ddp"], run.folder / "ddp"
+        figures = verdict.figures
+        print(verdict.report(), figures)
+        assert verdict.passed, verdict.report()
+        single = [r for r in read_reports(folder / "baseline" / "reports") if r.program == "train_ddp.py"]
+        assert [checks.dist_of(r)["world_size"] for r in single] == [1], [r.probed for r in single]
+        assert figures["world_size"] == 8 and figures["efficiency"] == round(
+            figures["pictures_per_s"] / (8 * figures["baseline_pictures_per_s"]), 3), figures
+        assert held.holds(figures["efficiency"]), f"{figures['efficiency']} outside {held}"  # as judge() found
+        impossible = references.Reference("efficiency", figures["efficiency"] * 10, 0.5, "higher")
+        settings = dataclasses.replace(site.job("ddp"), references={"efficiency": impossible})
+        again = judge(run.jobs["ddp"], folder, EXERCISE.cluster_jobs[0], site, settings,
+                      baseline=run.baselines["ddp"])
+    number = references.number
+    assert again.problems == [
+        f"figure efficiency = {number(figures['efficiency'])} is below its allowed range: reference "
+        f"{number(impossible.value)}, tolerance 0.5 (allowed: at least {number(impossible.limit)}; higher is better), "
+        "from jobs.ddp.reference of local.toml"], again.report()

@@ -45,6 +45,10 @@ class ClusterJob:
     figures: dict[str, str] = field(default_factory=dict)
     follow_ups: int = 0  # jobs submitted behind it with --dependency=afterany, each on the one before (a chain)
     requeues_itself: bool = False  # it may go back to the queue by itself any number of times (scontrol requeue)
+    # sbatch options of a baseline run: the same script once more with these overrides of its #SBATCH lines (e.g.
+    # `--nodes=1 --gres=gpu:1`), submitted with it from its own folder `<job>/baseline/`; its check gets that run as
+    # `result.baseline` (a JobResult, None where none ran), to set its own figures against (a scaling efficiency)
+    baseline: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         wrong = {figure: better for figure, better in self.figures.items() if better not in BETTER}
