@@ -15,3 +15,8 @@ def broken_copy_of(source: Path, target: Path, *edits: tuple[str, str]) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
     return target
+
+
+def broken_solution(course_root: Path, name: str, folder: Path, *edits: tuple[str, str]) -> Path:
+    """The course's solution `name` with `edits` made (broken_copy_of), written to `folder` under its own name."""
+    return broken_copy_of(course_root / "solutions" / name, folder / name, *edits)

@@ -23,7 +23,7 @@ from harness.job_records import finished, write_report
 from harness.failures import why_failed
 from harness.offline import Ran
 
-from broken_copies import broken_copy_of
+from broken_copies import broken_solution
 from exercise_scripts import batch_script_test
 
 ACCURACY_BAR = 0.9  # the stand-in is easy: a network that learned anything gets far above this
@@ -100,8 +100,8 @@ def test_training_labels_cats_true_and_dogs_false(cat_run: Ran) -> None:
 def test_label_check_catches_an_inverted_is_cat(course_root: Path, minipets_originals: Caches,
                                                 tmp_path: Path) -> None:
     """An inverted is_cat() reaches the accuracy bar just as well (it is the same task): the labels tell."""
-    script = broken_copy_of(course_root / "solutions" / "cats.py", tmp_path / "cats.py",
-                            ("return name[0].isupper()", "return name[0].islower()"))
+    inverted = ("return name[0].isupper()", "return name[0].islower()")
+    script = broken_solution(course_root, "cats.py", tmp_path, inverted)
     caches = copy_of(minipets_originals, tmp_path / "caches")
     run = run_cats(script, caches, tmp_path / "work", knobs={"EPOCHS": "1", "SIZE": "32"})
     fits = [fit_of(r) for r in run.reports if r.program == "cats.py" and fit_of(r)]

@@ -20,7 +20,7 @@ from harness.exercises.matrix import EXERCISE
 from harness.job_records import finished, write_report
 from harness.localcluster import ACCOUNT, PARTITION, RESERVATION, LocalCluster, submit_env
 
-from broken_copies import broken_copy_of
+from broken_copies import broken_solution
 from exercise_scripts import batch_script_test
 
 # Broken copies of the solutions: (file, the solution's line, the mistake, words the check must say)
@@ -52,7 +52,7 @@ def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
 
 def broken_copy(folder: Path, course_root: Path, mistake: str) -> Path:
     name, old, new, _ = BROKEN[mistake]
-    return broken_copy_of(course_root / "solutions" / name, folder / name, (old, new))
+    return broken_solution(course_root, name, folder, (old, new))
 
 
 @pytest.fixture(scope="module")

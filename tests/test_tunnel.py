@@ -19,7 +19,7 @@ from harness.exercises.tunnel import parts
 from harness.exercises.tunnel.checks import exec_problems, require_ssh_parts, taken_port_problems
 from harness.requires import require
 
-from broken_copies import broken_copy_of
+from broken_copies import broken_solution
 
 SCRIPTS = {"tensorboard.sh": [], "tunnel.sh": ["student@127.0.0.1"]}  # each with the arguments a student gives
 LOSS_TAG = "train_loss"  # what fastai's TensorBoardCallback calls the smoothed training loss
@@ -77,8 +77,7 @@ def test_stopping_tensorboard_sh_stops_tensorboard(target_dir: Path, tensorboard
 @pytest.mark.broken_copy
 def test_exec_check_catches_a_tensorboard_sh_without_exec(course_root: Path, tensorboard_logdir: Path,
                                                           tmp_path: Path) -> None:
-    script = broken_copy_of(course_root / "solutions" / "tensorboard.sh", tmp_path / "tensorboard.sh",
-                            ("exec tensorboard", "tensorboard"))
+    script = broken_solution(course_root, "tensorboard.sh", tmp_path, ("exec tensorboard", "tensorboard"))
     problems = exec_problems(tensorboard_keeps_its_port_after_a_kill(script, tensorboard_logdir, tmp_path))
     assert problems and "exec" in problems[0], f"the check found {problems}"
     print(problems[0])
@@ -113,8 +112,7 @@ def test_tunnel_stops_with_an_error_when_its_local_port_is_taken(target_dir: Pat
 @pytest.mark.broken_copy
 def test_taken_port_check_catches_a_tunnel_without_exit_on_forward_failure(
         course_root: Path, sshd: parts.SshServer, tensorboard_server: processes.Running, tmp_path: Path) -> None:
-    script = broken_copy_of(course_root / "solutions" / "tunnel.sh", tmp_path / "tunnel.sh",
-                            ("-o ExitOnForwardFailure=yes ", ""))
+    script = broken_solution(course_root, "tunnel.sh", tmp_path, ("-o ExitOnForwardFailure=yes ", ""))
     outcome = parts.tunnel_on_a_taken_port(script, sshd, tensorboard_server.port, tmp_path / "tunnel.log")
     problems = taken_port_problems(outcome)
     assert problems and "ExitOnForwardFailure" in problems[0], f"the check found {problems}:\n{outcome.output}"
