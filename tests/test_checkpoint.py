@@ -189,6 +189,24 @@ def test_exercise_stops_at_the_first_todo_it_reaches(ddp_reference: Packed, tmp_
         f"the starting point failed with: {line}"
 
 
+@pytest.mark.starting_point
+def test_an_unfinished_train_ddp_says_to_finish_exercise_5_first(ddp_reference: Packed, tmp_path: Path) -> None:
+    """train_ckpt.py ends with train_ddp.py's finish(), exercise 5b's last region: a finished train_ckpt.py beside
+    the course's unfinished exercises/train_ddp.py fails at its end, and the line names exercise 5 first."""
+    source = (ROOT / "exercises" / "train_ddp.py").read_text()
+    todos = [line.split('NotImplementedError("', 1)[1].rsplit('")', 1)[0]
+             for line in source.splitlines() if 'NotImplementedError("TODO' in line]
+    require(bool(todos), "exercises/train_ddp.py has been worked on: its starting point cannot be checked here")
+    folder = copy_programs(SOLUTIONS, tmp_path / "exercises")
+    shutil.copy2(ROOT / "exercises" / "train_ddp.py", folder / "train_ddp.py")
+    from harness.exercises.checkpoint.runs import start_run
+
+    start = start_run(folder, data_of(ddp_reference), tmp_path / "work", 2, epochs=1, batch=16, timeout=120)
+    assert start.ran.returncode != 0, start.explain()
+    line = failure(start.ran, PROGRAM)
+    assert line == f"first finish exercise 5 (train_ddp.py): {todos[-1]}", f"the run failed with: {line}"
+
+
 def test_the_chain_check_sees_a_training_that_was_never_stopped() -> None:
     """The cluster verdict counts the starts of the training in its log (the seconds fall at each resume): a
     training that finished in its first job, before the signal, proves nothing and fails."""
