@@ -10,7 +10,7 @@ import torch
 from PIL import Image, ImageFilter
 from torch.profiler import ProfilerActivity, profile, schedule
 
-from train import make_model  # exercise 5's network (train.py, beside this file): the same start every run
+from train import make_model, train_step  # exercise 5's network and step (train.py, beside this file)
 
 IMAGES = Path(os.environ.get("PETS_IMAGES", "~/.fastai/data/oxford-iiit-pet/images")).expanduser()
 LOADER, PRECISION = os.environ.get("LOADER", "jpeg"), os.environ.get("PRECISION", "fp32")  # jpeg|preloaded, fp32|bf16
@@ -52,11 +52,7 @@ def main():
                  on_trace_ready=lambda prof: prof.export_chrome_trace(trace)) as prof:
         for step, (x, y) in enumerate(loader):
             start = time.time()
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=PRECISION == "bf16"):
-                loss = torch.nn.functional.cross_entropy(model(x.to(device).float() / 255), y.to(device))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            loss = train_step(model, optimizer, x, y, device, bf16=PRECISION == "bf16")  # bf16: forward in autocast
             print(f"step {step}: loss {loss.item():.6f} ({time.time() - start:.3f} s without the loader)")
             prof.step()
     sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"

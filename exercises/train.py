@@ -15,6 +15,14 @@ def make_model():  # three convolutions and a linear layer, no BatchNorm; the sa
     return nn.Sequential(*block(3, 16), *block(16, 32), *block(32, 64), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                          nn.Linear(64, 2))
 
+def train_step(model, optimizer, x, y, device, bf16=False):  # one step on the batch x, y; gives back its loss
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):  # bf16=True: exercise 7's mixed precision
+        loss = nn.functional.cross_entropy(model(x.to(device).float() / 255), y.to(device))  # pictures: 0-255 to 0-1
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
+
 def main():
     # --- your work ---
     # TODO: device, where the network and each batch of pictures go: the GPU where there is one, else the CPU.
@@ -27,10 +35,7 @@ def main():
     log, start = open("train_log.csv", "w", buffering=1), time.time()  # per step: epoch, pictures, seconds, loss
     for epoch in range(EPOCHS):
         for x, y in loader:
-            loss = nn.functional.cross_entropy(model(x.to(device).float() / 255), y.to(device))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            loss = train_step(model, optimizer, x, y, device)
             print(epoch, len(x), round(time.time() - start, 3), loss.item(), sep=",", file=log)
         print(f"epoch {epoch}: loss {loss.item():.4f} after {time.time() - start:.1f} s", flush=True)
     torch.save(model.state_dict(), "model.pt")

@@ -5,7 +5,8 @@ import datetime, itertools, os, signal, sys, time
 
 import torch, torch.distributed as dist
 from datasets import HDF5Dataset
-from train import BATCH, DATA, EPOCHS, LR, SIZE, WORKERS, make_model  # BATCH: pictures per process and step
+from train import BATCH, DATA, EPOCHS, LR, SIZE, WORKERS, make_model, train_step  # BATCH: pictures per process and step
+from train_ddp import finish  # exercise 5b's end: rank 0 keeps model.pt, every process leaves the group
 
 CHECKPOINT, STOPPED = os.environ.get("CHECKPOINT", "checkpoint.pt"), 3  # STOPPED: the exit status after a stop
 stop_asked = False
@@ -58,10 +59,7 @@ def main():
         skip = done if epoch == first_epoch else 0  # a resumed epoch skips the steps trained before
         step = skip
         for x, y in itertools.islice(loader, skip, None):
-            loss = torch.nn.functional.cross_entropy(model(x.to(device).float() / 255), y.to(device))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            loss = train_step(model, optimizer, x, y, device)
             step += 1
             loss = loss.detach() / world
             dist.all_reduce(loss)
@@ -77,8 +75,7 @@ def main():
             print(f"epoch {epoch}: loss {loss.item():.4f} after {time.time() - start:.1f} s", flush=True)
     if rank == 0:  # finished: a follow-up job that starts now finds nothing left to do
         save(state_of(model, optimizer, EPOCHS, 0), CHECKPOINT)
-        torch.save(model.module.state_dict(), "model.pt")
-    dist.destroy_process_group()
+    finish(model, rank)
 
 if __name__ == "__main__":
     main()

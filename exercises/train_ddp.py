@@ -4,7 +4,7 @@ import datetime, os, time
 
 import torch, torch.distributed as dist
 from datasets import HDF5Dataset
-from train import BATCH, DATA, EPOCHS, LR, SIZE, WORKERS, make_model  # BATCH: pictures per process and step
+from train import BATCH, DATA, EPOCHS, LR, SIZE, WORKERS, make_model, train_step  # BATCH: pictures per process and step
 
 def main():
     data = HDF5Dataset(DATA, size=SIZE)
@@ -33,10 +33,7 @@ def main():
         raise NotImplementedError("TODO: a new order of the pictures for each epoch, the same in every process")
         # --- end of your work ---
         for x, y in loader:
-            loss = torch.nn.functional.cross_entropy(model(x.to(device).float() / 255), y.to(device))
-            optimizer.zero_grad()
-            loss.backward()  # DDP averages the gradients of all processes while they are computed
-            optimizer.step()
+            loss = train_step(model, optimizer, x, y, device)  # DDP averages the gradients in loss.backward()
             # --- your work ---
             # TODO: `loss` is this process's loss on its own BATCH pictures. Rank 0 should log the loss of the whole
             # step: the mean over all processes (a copy without the autograd graph will do).
@@ -46,6 +43,9 @@ def main():
                 print(epoch, len(x) * world, round(time.time() - start, 3), loss.item(), sep=",", file=log)
         if log:
             print(f"epoch {epoch}: loss {loss.item():.4f} after {time.time() - start:.1f} s", flush=True)
+    finish(model, rank)
+
+def finish(model, rank):  # the end of a DDP training: exercise 6 ends the same way
     # --- your work ---
     # TODO: keep the trained network in model.pt, once, as train.py does: which process writes it, and where
     # inside the DDP wrapper are the weights? Then leave the process group.

@@ -4,7 +4,7 @@ import datetime, os, time
 
 import torch, torch.distributed as dist
 from datasets import HDF5Dataset
-from train import BATCH, DATA, EPOCHS, LR, SIZE, WORKERS, make_model  # BATCH: pictures per process and step
+from train import BATCH, DATA, EPOCHS, LR, SIZE, WORKERS, make_model, train_step  # BATCH: pictures per process and step
 
 def main():
     data = HDF5Dataset(DATA, size=SIZE)
@@ -29,10 +29,7 @@ def main():
         sampler.set_epoch(epoch)  # a new order of the pictures in every epoch, the same in every process
         # --- end of your work ---
         for x, y in loader:
-            loss = torch.nn.functional.cross_entropy(model(x.to(device).float() / 255), y.to(device))
-            optimizer.zero_grad()
-            loss.backward()  # DDP averages the gradients of all processes while they are computed
-            optimizer.step()
+            loss = train_step(model, optimizer, x, y, device)  # DDP averages the gradients in loss.backward()
             # --- your work ---
             loss = loss.detach() / world  # this process's share of the mean loss of the step
             dist.all_reduce(loss)  # in place: the sum of the shares of all processes
@@ -41,6 +38,9 @@ def main():
                 print(epoch, len(x) * world, round(time.time() - start, 3), loss.item(), sep=",", file=log)
         if log:
             print(f"epoch {epoch}: loss {loss.item():.4f} after {time.time() - start:.1f} s", flush=True)
+    finish(model, rank)
+
+def finish(model, rank):  # the end of a DDP training: exercise 6 ends the same way
     # --- your work ---
     if rank == 0:  # every process holds the same model: one copy is enough
         torch.save(model.module.state_dict(), "model.pt")

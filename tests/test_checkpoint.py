@@ -13,6 +13,7 @@ Each check is also run on a deliberately broken copy, and must catch it.
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from harness.exercises import ROOT
 from harness.exercises.checkpoint import checks
 from harness.exercises.checkpoint.fixtures import (SBATCH, SOLUTIONS, copy_programs, killed_during_save,
                                                    stop_signal, stopped_and_resumed)
-from harness.exercises.checkpoint.runs import CHECKPOINT, PROGRAM, Start
+from harness.exercises.checkpoint.runs import CHECKPOINT, PROGRAM, Start, start_run
 from harness.exercises.ddp.checks import dist_of
 from harness.exercises.ddp.fixtures import data_of
 from harness.exercises.ddp.runs import LOG, Packed, failure, read_log
@@ -182,6 +183,20 @@ def test_exercise_stops_at_the_first_todo_it_reaches(ddp_reference: Packed, tmp_
     line = failure(start.ran, PROGRAM)
     assert line == "TODO: stop on SIGTERM, and resume from the checkpoint when there is one", \
         f"the starting point failed with: {line}"
+
+
+@pytest.mark.starting_point
+def test_an_unfinished_train_ddp_says_to_finish_exercise_5_first(ddp_reference: Packed, tmp_path: Path) -> None:
+    """train_ckpt.py ends with train_ddp.py's finish(), exercise 5b's last region: a finished train_ckpt.py beside
+    the course's unfinished exercises/train_ddp.py fails at its end, and the line names exercise 5 first."""
+    todos = re.findall(r'NotImplementedError\("(TODO[^"]*)"\)', (ROOT / "exercises" / "train_ddp.py").read_text())
+    require(bool(todos), "exercises/train_ddp.py has been worked on: its starting point cannot be checked here")
+    folder = copy_programs(SOLUTIONS, tmp_path / "exercises")
+    shutil.copy2(ROOT / "exercises" / "train_ddp.py", folder / "train_ddp.py")
+    start = start_run(folder, data_of(ddp_reference), tmp_path / "work", 2, epochs=1, batch=16, timeout=120)
+    assert start.ran.returncode != 0, start.explain()
+    line = failure(start.ran, PROGRAM)
+    assert line == f"first finish exercise 5 (train_ddp.py): {todos[-1]}", f"the run failed with: {line}"
 
 
 def test_the_chain_check_sees_a_training_that_was_never_stopped() -> None:

@@ -16,7 +16,7 @@ EXERCISE = Exercise(
     key="checkpoint", number=6, title="survive the time limit (checkpoints and follow-up jobs)", day=3,
     lesson="book/checkpoint.md", programs=("train_ckpt.py",), tests=("tests/test_checkpoint.py",),
     cluster_jobs=(ClusterJob(name="checkpoint", sbatch="checkpoint.sbatch",
-                             programs=("pack.py", "datasets.py", "train.py", "train_ckpt.py"),
+                             programs=("pack.py", "datasets.py", "train.py", "train_ddp.py", "train_ckpt.py"),
                              check=check_checkpoint_job, gpus=True, needs_venv=True, prepare=prepare_checkpoint,
                              settings={"standin_per_breed": (int, 16), "packed_dir": (str, "")},
                              follow_ups=5),),

@@ -24,7 +24,8 @@ FLOAT64_ENV = {"COURSE_FLOAT64": "1"}  # the compared runs compute in float64: s
 RUN_TIMEOUT_S = 300
 SOLUTIONS = ROOT / "solutions"
 LOG, MODEL = "train_log.csv", "model.pt"  # what rank 0 writes into its working folder
-EARLIER = {"pack.py": "exercise 4 (pack.py)", "datasets.py": "exercise 4 (datasets.py)"}  # files it builds on
+EARLIER = {"pack.py": "exercise 4 (pack.py)", "datasets.py": "exercise 4 (datasets.py)",  # files it builds on,
+           "train_ddp.py": "exercise 5 (train_ddp.py)"}  # and exercise 6 on train_ddp.py (its finish())
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,13 @@ def pack(script_dir: Path, images: Path, out: Path, cwd: Path) -> Packed:
 
 
 def failure(ran: Ran, program: str) -> str:
-    """One line on why a run failed (harness.failures.why_failed), naming exercise 4 first when the TODO it raised
-    is in its pack.py or datasets.py, which this exercise builds on."""
+    """One line on why a run failed (harness.failures.why_failed), naming the earlier exercise first when the TODO it
+    raised is in a file of one (EARLIER) that is not `program` itself: exercise 4's pack.py or datasets.py, which this
+    exercise builds on, or, for exercise 6's train_ckpt.py, train_ddp.py."""
     found = TODO_RAISED.search(ran.stderr)
     if found:
         raised_in = re.findall(r'File "[^"]*?([\w.]+\.py)", line \d+', ran.stderr[:found.start()])
-        if raised_in and raised_in[-1] in EARLIER:
+        if raised_in and raised_in[-1] in EARLIER and raised_in[-1] != program:
             return first_finish(EARLIER[raised_in[-1]], found.group(1))
     return why_failed(program, ran.returncode, ran.stderr, ran.stdout)
 
