@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.exercises.ddp.runs import FLOAT64_ENV, KNOBS as DDP_KNOBS, LOG, by_rank, read_log
+from harness.exercises.ddp.runs import FLOAT64_ENV, KNOBS as DDP_KNOBS, LOG, Run, read_log
 from harness.offline import Ran, program_env, run_program
 from harness.report import Report
 
@@ -47,36 +47,21 @@ runpy.run_path(script, run_name="__main__")
 
 
 @dataclass
-class Start:
-    """One start of train_ckpt.py: how it ended (its Ran), and at which line of the log it was interrupted (if it was)."""
-    ran: Ran
+class Start(Run):
+    """One start of train_ckpt.py: a run as exercise 5's (its Ran, workdir, seconds, leftovers, what each rank's
+    DataLoader handed out), and at which line of the log it was interrupted (if it was)."""
     signalled_at: int | None = None  # lines in the log when the stop signal was sent
     killed: bool = False  # SIGKILLed by the test (SLOW_SAVE)
     reports_dir: str = ""  # where its processes reported (one folder per start)
 
     @property
-    def seconds(self) -> float:
-        return self.ran.seconds
-
-    @property
-    def leftover(self) -> bool:
-        """Processes of the run outlived torchrun (they were killed)."""
-        return self.ran.leftover
-
-    @property
-    def workdir(self) -> Path:
-        return self.ran.workdir  # type: ignore[return-value]
-
-    @property
     def workers(self) -> list[Report]:
         return [r for r in self.ran.reports if r.program == PROGRAM or PROGRAM in " ".join(r.argv)]
 
-    def passes(self) -> dict[int, list[list[int]]]:
-        """Rank -> the picture indices of each DataLoader pass of this start (exercise 5's probe, with the `dataloaders` detail)."""
-        return by_rank(self.workers, "loader_passes")
+    passes = Run.shards  # rank -> the picture indices of each DataLoader pass of this start
 
     def explain(self) -> str:
-        return self.ran.explain() + f"\n(it took {self.seconds:.1f} s, signalled at log line {self.signalled_at})"
+        return self.ran.explain() + f"\n(signalled at log line {self.signalled_at})"
 
 
 def log_lines(workdir: Path) -> int:
