@@ -10,6 +10,7 @@ Two ways to take the network away, both tested:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.processes import family
 from harness.report import Report, read_reports, report_env
 from harness.requires import require, require_command
 
@@ -109,8 +111,8 @@ def run_program(cmd: Sequence[str | Path], *, cwd: Path | None = None, env: Mapp
                 timeout: float | None = None, watch: Callable[[Callable[[int], None]], None] | None = None) -> Ran:
     """Run `cmd` with the reporter switched on (reports land in `report_dir`, default `cwd/.reports`), without
     network when `offline` (mode `how`, default `mode()`: the test skips, or fails in CI, where it is impossible).
-    It runs as a process group of its own: when it outlives `timeout` the whole group is killed (torchrun's workers
-    too) and the run counts as failed. `watch`, if given, is called every POLL_S seconds while it runs, with a
+    It runs as a process group of its own: when it outlives `timeout` it is killed whole (the group and every
+    descendant: torchrun's workers too) and the run counts as failed. `watch`, if given, is called every POLL_S seconds while it runs, with a
     function that sends the whole group a signal (as Slurm signals a job step: a test that interrupts a training).
     Anything of it still alive after it ended that the harness had not killed itself is killed (`Ran.leftover`)."""
     argv = [str(c) for c in cmd]
@@ -134,11 +136,15 @@ def run_program(cmd: Sequence[str | Path], *, cwd: Path | None = None, env: Mapp
     killed = False  # the harness killed the group itself (its timeout, or `watch`): what is left then is not a leftover
 
     def send(sig: int) -> None:
+        """`sig` to the process group (a launcher passes it on, as torchrun does); SIGKILL, which leaves the launcher
+        no chance to, to every descendant as well (torchrun starts its workers in sessions of their own: alive, they
+        would keep training and hold the output pipes open)."""
         nonlocal killed
-        try:
+        for pid in family(process.pid) if sig == signal.SIGKILL else ():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        with contextlib.suppress(ProcessLookupError):  # the run has just ended: nothing left to signal
             os.killpg(process.pid, sig)
-        except ProcessLookupError:  # the run has just ended: nothing left to signal
-            return
         killed = killed or sig == signal.SIGKILL
 
     while True:
