@@ -10,16 +10,18 @@ Two ways to take the network away, both tested:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.processes import family
 from harness.report import Report, read_reports, report_env
 from harness.requires import require, require_command
 
@@ -101,13 +103,18 @@ class Ran:
                 f"--- stderr (end) ---\n{self.stderr[-last:]}\n(it took {self.seconds:.1f} s)")
 
 
+POLL_S = 0.05  # how often run_program's `watch` looks at a running program
+
+
 def run_program(cmd: Sequence[str | Path], *, cwd: Path | None = None, env: Mapping[str, str] | None = None,
                 offline: bool = False, how: str | None = None, report_dir: Path | None = None,
-                timeout: float | None = None) -> Ran:
+                timeout: float | None = None, watch: Callable[[Callable[[int], None]], None] | None = None) -> Ran:
     """Run `cmd` with the reporter switched on (reports land in `report_dir`, default `cwd/.reports`), without
     network when `offline` (mode `how`, default `mode()`: the test skips, or fails in CI, where it is impossible).
-    It runs as a process group of its own: when it outlives `timeout` the whole group is killed (torchrun's workers
-    too) and the run counts as failed; anything of it still alive after it ended is killed (`Ran.leftover`)."""
+    It runs as a process group of its own: when it outlives `timeout` it is killed whole (the group and every
+    descendant: torchrun's workers too) and the run counts as failed. `watch`, if given, is called every POLL_S seconds while it runs, with a
+    function that sends the whole group a signal (as Slurm signals a job step: a test that interrupts a training).
+    Anything of it still alive after it ended that the harness had not killed itself is killed (`Ran.leftover`)."""
     argv = [str(c) for c in cmd]
     report_dir = report_dir or Path(cwd or ".") / ".reports"
     if offline:
@@ -126,17 +133,39 @@ def run_program(cmd: Sequence[str | Path], *, cwd: Path | None = None, env: Mapp
     started = time.monotonic()
     process = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        stdout, stderr = process.communicate()
-        stderr += f"\n[harness] killed after {timeout:.0f} s: the run hung"
+    killed = False  # the harness killed the group itself (its timeout, or `watch`): what is left then is not a leftover
+
+    def send(sig: int) -> None:
+        """`sig` to the process group (a launcher passes it on, as torchrun does); SIGKILL, which leaves the launcher
+        no chance to, to every descendant as well (torchrun starts its workers in sessions of their own: alive, they
+        would keep training and hold the output pipes open)."""
+        nonlocal killed
+        for pid in family(process.pid) if sig == signal.SIGKILL else ():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        with contextlib.suppress(ProcessLookupError):  # the run has just ended: nothing left to signal
+            os.killpg(process.pid, sig)
+        killed = killed or sig == signal.SIGKILL
+
+    while True:
+        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+        wait = left if watch is None else POLL_S if left is None else min(POLL_S, left)
+        try:  # communicate() keeps what it read when it times out: the pipes never fill up
+            stdout, stderr = process.communicate(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            if timeout is not None and time.monotonic() - started >= timeout:
+                send(signal.SIGKILL)
+                stdout, stderr = process.communicate()
+                stderr += f"\n[harness] killed after {timeout:.0f} s: the run hung"
+                break
+            if watch is not None:
+                watch(send)
     seconds = time.monotonic() - started
     try:
         os.killpg(process.pid, 0)  # anything left of the run: a worker that its launcher did not take down
         os.killpg(process.pid, signal.SIGKILL)
-        leftover = True
+        leftover = not killed
     except ProcessLookupError:
         leftover = False
     return Ran([str(c) for c in cmd], process.returncode, stdout, stderr, Path(cwd) if cwd else None,

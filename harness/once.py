@@ -10,7 +10,7 @@ import fcntl
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -30,3 +30,13 @@ def once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterato
         fcntl.flock(lock, fcntl.LOCK_EX)
         folder.mkdir(exist_ok=True)
         yield folder
+
+
+def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], object]) -> Path:
+    """The run's folder `name` once `make(folder)` has filled it, which happens once per test run (a `complete`
+    mark tells the later holders; a run cut short before it is made again)."""
+    with once_per_run(tmp_path_factory, name) as root:
+        if not (root / "complete").exists():
+            make(root)
+            (root / "complete").touch()
+    return root

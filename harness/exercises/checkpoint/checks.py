@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness.exercises.ddp.checks import TOLERANCE
+# largest_difference: the largest loss difference of two logs, step by step (tests/test_checkpoint.py prints it)
+from harness.exercises.ddp.checks import TOLERANCE, first_step_off, largest_loss_difference as largest_difference
 from harness.exercises.ddp.runs import read_log
 from harness.sbatch import read as read_sbatch
 from harness.exercises.checkpoint.runs import CHECKPOINT, PROGRAM, Start
@@ -80,18 +81,15 @@ def resume_problems(rows: list[tuple], reference: list[tuple], resumed_at: int,
                    "the steps of that epoch already trained)" if twice else
                    "steps were skipped (a resumed epoch must go on after the checkpoint's step, not at the next "
                    "epoch)")]
-    for step, (row, ref) in enumerate(zip(rows, reference)):
-        if abs(row[3] - ref[3]) > tolerance:
-            where = "" if resumed_at < 0 else ", the first step after the resume" if step == resumed_at else \
-                ", a step before the stop" if step < resumed_at else f", {step - resumed_at + 1} steps after the resume"
-            return [f"step {step} (epoch {row[0]}{where}) has the loss {row[3]:.6f}, the uninterrupted run "
-                    f"{ref[3]:.6f} (difference {abs(row[3] - ref[3]):.1e}, allowed {tolerance:.1e}): the resumed "
-                    "run does not go on from the same state (model, optimizer, data order)"]
-    return []
-
-
-def largest_difference(rows: list[tuple], reference: list[tuple]) -> float:
-    return max((abs(a[3] - b[3]) for a, b in zip(rows, reference)), default=0.0)
+    step = first_step_off(rows, reference, tolerance)
+    if step is None:
+        return []
+    row, ref = rows[step], reference[step]
+    where = "" if resumed_at < 0 else ", the first step after the resume" if step == resumed_at else \
+        ", a step before the stop" if step < resumed_at else f", {step - resumed_at + 1} steps after the resume"
+    return [f"step {step} (epoch {row[0]}{where}) has the loss {row[3]:.6f}, the uninterrupted run {ref[3]:.6f} "
+            f"(difference {abs(row[3] - ref[3]):.1e}, allowed {tolerance:.1e}): the resumed run does not go on from "
+            "the same state (model, optimizer, data order)"]
 
 
 def order_problems(resumed: dict[int, list[list[int]]], reference: dict[int, list[list[int]]],

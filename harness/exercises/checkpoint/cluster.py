@@ -7,6 +7,8 @@ training processes (which job each ran in), rank 0's log (every step once) and t
 """
 from __future__ import annotations
 
+from collections import Counter
+from itertools import accumulate
 from pathlib import Path
 
 from harness import slurm
@@ -53,7 +55,8 @@ def chain_problems(rows: list[tuple], epochs: int, chain: list[str], final: dict
         problems.append(f"the training ran in one go in the chain {', '.join(chain)}: it should be stopped by the "
                         "signal before the time limit and resumed by a follow-up job (if it finished before the "
                         "signal, make it longer: EPOCHS in [jobs.checkpoint] env of the site profile)")
-    counts = [sum(1 for row in rows if row[0] == epoch) for epoch in range(epochs)]
+    per_epoch = Counter(row[0] for row in rows)
+    counts = [per_epoch[epoch] for epoch in range(epochs)]
     if not rows or len(set(counts)) != 1 or counts[0] == 0 or len(rows) != sum(counts):
         usual = max(set(counts), key=counts.count) if counts else 0
         odd = [(epoch, count) for epoch, count in enumerate(counts) if count != usual or count == 0]
@@ -79,10 +82,11 @@ def check_checkpoint_job(result) -> tuple[dict, list[str]]:
     epochs = int(result.site.job("checkpoint").env.get("EPOCHS", 5))
     problems = chain_problems(rows, epochs, [job.job_id for job in chain], final)
     figures, fell = learning(rows)
-    seconds = sum(rows[n][2] for n in range(len(rows)) if n + 1 == len(rows) or rows[n + 1][2] < rows[n][2])
+    starts = starts_in_log(rows)
+    seconds = sum(rows[end - 1][2] for end in accumulate(starts))  # each start's last line: its own seconds
     if seconds > 0:  # learning() reads one start's clock; each start of a chain counts from its own
         figures.update(train_seconds=round(seconds, 1), pictures_per_s=round(sum(r[1] for r in rows) / seconds, 1))
-    figures = {"jobs": len(chain), "started": len(trained_in), "trained_in": len(starts_in_log(rows)),
+    figures = {"jobs": len(chain), "started": len(trained_in), "trained_in": len(starts),
                "runs": sum(len(r) or 1 for r in runs.values()), "steps": len(rows),
                "checkpoint": f"epoch {final['epoch']} step {final['step']}" if final else "none", **figures}
     return figures, problems + fell

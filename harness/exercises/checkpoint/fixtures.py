@@ -72,8 +72,7 @@ def _saved(root: Path, make) -> list:
         for n, part in enumerate(parts):
             if isinstance(part, Start):
                 part.ran.save(root / f"start-{n}.json")
-        record.write_text(json.dumps([{"seconds": p.seconds, "signalled_at": p.signalled_at, "killed": p.killed,
-                                       "leftover": p.leftover, "reports_dir": p.reports_dir}
+        record.write_text(json.dumps([{"signalled_at": p.signalled_at, "killed": p.killed, "reports_dir": p.reports_dir}
                                       if isinstance(p, Start) else {"dict": p} for p in parts]))
     loaded = []
     for n, part in enumerate(json.loads(record.read_text())):
@@ -87,9 +86,17 @@ def _saved(root: Path, make) -> list:
     return loaded
 
 
-def once(tmp_path_factory: pytest.TempPathFactory, name: str, make) -> list:
-    with once_per_run(tmp_path_factory, name) as root:
-        return _saved(root, make)
+def starts(tmp_path_factory: pytest.TempPathFactory, name: str, folder: Path, packed: Packed, make) -> list:
+    """`make(folder, data, workdir)` on the pictures `packed` (the test fails if their packing did), once per test
+    run, in the run's folder `ckpt-{name}`: the Starts (and dicts) it returns."""
+    data = data_of(packed)
+    with once_per_run(tmp_path_factory, f"ckpt-{name}") as root:
+        return _saved(root, lambda work: make(folder, data, work))
+
+
+def whole(folder: Path, data: Path, workdir: Path) -> list[Start]:
+    """One start from the beginning to the end, never stopped."""
+    return [run(folder, data, workdir)]
 
 
 def copy_programs(source: Path, folder: Path) -> Path:
@@ -102,28 +109,22 @@ def copy_programs(source: Path, folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def checkpoint_uninterrupted(target_dir: Path, ddp_packed: Packed, tmp_path_factory) -> Start:
     """train_ckpt.py of the target from start to end, never stopped (in float64, as every compared run)."""
-    data = data_of(ddp_packed)
-    return once(tmp_path_factory, f"ckpt-whole-{target_dir.name}", lambda work: [run(target_dir, data, work)])[0]
+    return starts(tmp_path_factory, f"whole-{target_dir.name}", target_dir, ddp_packed, whole)[0]
 
 
 @pytest.fixture(scope="session")
 def checkpoint_resumed(target_dir: Path, ddp_packed: Packed, tmp_path_factory) -> tuple[Start, Start]:
     """train_ckpt.py of the target stopped by the course's signal in epoch 1, then started again."""
-    data = data_of(ddp_packed)
-    return tuple(once(tmp_path_factory, f"ckpt-resumed-{target_dir.name}",
-                      lambda work: stopped_and_resumed(target_dir, data, work)))
+    return tuple(starts(tmp_path_factory, f"resumed-{target_dir.name}", target_dir, ddp_packed, stopped_and_resumed))
 
 
 @pytest.fixture(scope="session")
 def checkpoint_killed(target_dir: Path, ddp_packed: Packed, tmp_path_factory) -> tuple[Start, dict, Start]:
     """train_ckpt.py of the target stopped once, then killed with SIGKILL half-way through its next save."""
-    data = data_of(ddp_packed)
-    return tuple(once(tmp_path_factory, f"ckpt-killed-{target_dir.name}",
-                      lambda work: killed_during_save(target_dir, data, work)))
+    return tuple(starts(tmp_path_factory, f"killed-{target_dir.name}", target_dir, ddp_packed, killed_during_save))
 
 
 @pytest.fixture(scope="session")
 def checkpoint_reference(ddp_reference: Packed, tmp_path_factory) -> Start:
     """The solutions' uninterrupted run: what the broken copies are compared with."""
-    data = data_of(ddp_reference)
-    return once(tmp_path_factory, "ckpt-whole-reference", lambda work: [run(SOLUTIONS, data, work)])[0]
+    return starts(tmp_path_factory, "whole-reference", SOLUTIONS, ddp_reference, whole)[0]

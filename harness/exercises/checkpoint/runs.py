@@ -8,17 +8,14 @@ SIGKILL once a file appears. A second start in the same folder resumes from the 
 """
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.exercises.ddp.runs import FLOAT64_ENV, KNOBS as DDP_KNOBS, LOG, read_log
-from harness.offline import Ran, mode, offline_command, offline_env, program_env
-from harness.report import Report, read_reports
+from harness.exercises.ddp.runs import FLOAT64_ENV, KNOBS as DDP_KNOBS, LOG, Run, read_log
+from harness.offline import Ran, program_env, run_program
+from harness.report import Report
 
 PROGRAM, CHECKPOINT = "train_ckpt.py", "checkpoint.pt"
 KNOBS = (*DDP_KNOBS, "CHECKPOINT")  # train_ckpt.py's own environment variables: a run gets only the ones set here
@@ -50,33 +47,21 @@ runpy.run_path(script, run_name="__main__")
 
 
 @dataclass
-class Start:
-    """One start of train_ckpt.py: how it ended, and at which line of the log it was interrupted (if it was)."""
-    ran: Ran
-    seconds: float
+class Start(Run):
+    """One start of train_ckpt.py: a run as exercise 5's (its Ran, workdir, seconds, leftovers, what each rank's
+    DataLoader handed out), and at which line of the log it was interrupted (if it was)."""
     signalled_at: int | None = None  # lines in the log when the stop signal was sent
     killed: bool = False  # SIGKILLed by the test (SLOW_SAVE)
-    leftover: bool = False  # processes of the run outlived torchrun (they were killed)
     reports_dir: str = ""  # where its processes reported (one folder per start)
-
-    @property
-    def workdir(self) -> Path:
-        return self.ran.workdir  # type: ignore[return-value]
 
     @property
     def workers(self) -> list[Report]:
         return [r for r in self.ran.reports if r.program == PROGRAM or PROGRAM in " ".join(r.argv)]
 
-    def passes(self) -> dict[int, list[list[int]]]:
-        """Rank -> the picture indices of each DataLoader pass of this start (exercise 5's probe, with the `dataloaders` detail)."""
-        found: dict[int, list[list[int]]] = {}
-        for report in self.workers:
-            if "rank" in report.rank:
-                found.setdefault(int(report.rank["rank"]), []).extend(report.probed.get("loader_passes", []))
-        return found
+    passes = Run.shards  # rank -> the picture indices of each DataLoader pass of this start
 
     def explain(self) -> str:
-        return self.ran.explain() + f"\n(it took {self.seconds:.1f} s, signalled at log line {self.signalled_at})"
+        return self.ran.explain() + f"\n(signalled at log line {self.signalled_at})"
 
 
 def log_lines(workdir: Path) -> int:
@@ -86,7 +71,8 @@ def log_lines(workdir: Path) -> int:
 def start_run(script_dir: Path, data: Path, workdir: Path, nproc: int, *, epochs: int, batch: int, workers: int = 1,
               stop_signal: signal.Signals | None = None, signal_at: int = 0, kill_on: str = "",
               launcher: Path | None = None, float64: bool = True, timeout: float = RUN_TIMEOUT_S) -> Start:
-    """train_ckpt.py of `script_dir` (through `launcher`, if given) in `nproc` processes, in `workdir`. With
+    """train_ckpt.py of `script_dir` (through `launcher`, if given) in `nproc` processes, in `workdir`, without
+    internet (harness.offline.run_program: a process group, killed whole when it outlives `timeout`). With
     `stop_signal`, the run's process group gets it as soon as the log holds `signal_at` lines; with `kill_on`, it is
     SIGKILLed as soon as that file appears in `workdir`. In float64 for runs that are compared (ddp.TOLERANCE)."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -94,34 +80,19 @@ def start_run(script_dir: Path, data: Path, workdir: Path, nproc: int, *, epochs
                       COURSE_REPORT_DETAIL="dataloaders", **(FLOAT64_ENV if float64 else {}))
     script = [str(launcher), str(script_dir / PROGRAM)] if launcher else [str(script_dir / PROGRAM)]
     argv = [sys.executable, "-m", "torchrun_jsc", "--standalone", f"--nproc_per_node={nproc}", *script]
-    how = mode()
-    command = offline_command(argv) if how == "netns" else argv
-    started = time.monotonic()
-    n = len(list(workdir.glob("stdout.*")))  # the how-manieth start in this folder
-    out, err, reports_dir = workdir / f"stdout.{n}", workdir / f"stderr.{n}", workdir / f".reports-{n}"
-    with open(out, "w") as stdout, open(err, "w") as stderr:
-        process = subprocess.Popen(command, cwd=workdir, env=offline_env(env, reports_dir, how),
-                                   stdout=stdout, stderr=stderr, start_new_session=True)  # files: no pipe fills up
-    signalled_at, killed, hung = None, False, False
-    while process.poll() is None:
-        if time.monotonic() - started > timeout:
-            os.killpg(process.pid, signal.SIGKILL)
-            hung = True
-        elif stop_signal is not None and signalled_at is None and log_lines(workdir) >= signal_at:
+    reports_dir = workdir / f".reports-{len(list(workdir.glob('.reports-*')))}"  # one folder per start
+    reports_dir.mkdir()
+    signalled_at, killed = None, False
+
+    def interrupt(send) -> None:
+        nonlocal signalled_at, killed
+        if stop_signal is not None and signalled_at is None and log_lines(workdir) >= signal_at:
             signalled_at = log_lines(workdir)
-            os.killpg(process.pid, stop_signal)  # every process of the run, as Slurm signals a job step
-        elif kill_on and (workdir / kill_on).exists():
-            os.killpg(process.pid, signal.SIGKILL)
+            send(stop_signal)  # every process of the run, as Slurm signals a job step
+        elif kill_on and not killed and (workdir / kill_on).exists():
+            send(signal.SIGKILL)
             killed = True
-        time.sleep(0.05)
-    seconds = time.monotonic() - started
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # anything left of the run
-        leftover = not killed
-    except ProcessLookupError:
-        leftover = False
-    reports = read_reports(reports_dir) if reports_dir.is_dir() else []
-    stderr = err.read_text(errors="replace")
-    stderr += f"\n[harness] killed after {timeout:.0f} s: the run hung" if hung else ""
-    return Start(Ran(argv, process.returncode, out.read_text(errors="replace"), stderr, workdir, reports), seconds,
-                 signalled_at, killed, leftover, str(reports_dir))
+
+    ran = run_program(argv, cwd=workdir, env=env, offline=True, report_dir=reports_dir, timeout=timeout,
+                      watch=interrupt)
+    return Start(ran, signalled_at, killed, str(reports_dir))

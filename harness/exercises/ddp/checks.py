@@ -113,16 +113,24 @@ def loss_problems(rows: list[tuple], reference: list[tuple], tolerance: float = 
         return [f"the log {LOG} is empty"]
     if len(rows) != len(reference):
         return [f"the log has {len(rows)} steps, the run of one process with the same global batch {len(reference)}"]
-    for step, (row, ref) in enumerate(zip(rows, reference)):
-        if row[1] != ref[1]:
-            return [f"step {step} trained on {row[1]} pictures, the single process on {ref[1]}: the log counts the "
-                    "pictures of all processes"]
-        if abs(row[3] - ref[3]) > tolerance:
-            return [f"train_ddp.py: step {step} (epoch {row[0]}) logged the loss {row[3]:.6f}, but one process with "
-                    f"the same global batch has {ref[3]:.6f} (difference {abs(row[3] - ref[3]):.1e}, allowed "
-                    f"{tolerance:.1e}): the gradients or the logged loss are not averaged over all processes, or a "
-                    "rank trains on other pictures"]
-    return []
+    step = first_step_off(rows, reference, tolerance, pictures=True)
+    if step is None:
+        return []
+    row, ref = rows[step], reference[step]
+    if row[1] != ref[1]:
+        return [f"step {step} trained on {row[1]} pictures, the single process on {ref[1]}: the log counts the "
+                "pictures of all processes"]
+    return [f"train_ddp.py: step {step} (epoch {row[0]}) logged the loss {row[3]:.6f}, but one process with the "
+            f"same global batch has {ref[3]:.6f} (difference {abs(row[3] - ref[3]):.1e}, allowed {tolerance:.1e}): "
+            "the gradients or the logged loss are not averaged over all processes, or a rank trains on other pictures"]
+
+
+def first_step_off(rows: list[tuple], reference: list[tuple], tolerance: float, *,
+                   pictures: bool = False) -> int | None:
+    """The first step of a log whose loss differs from the `reference` log's by more than `tolerance` (with
+    `pictures`: or that trained on another number of pictures than the reference's); None when none does."""
+    return next((step for step, (row, ref) in enumerate(zip(rows, reference))
+                 if pictures and row[1] != ref[1] or abs(row[3] - ref[3]) > tolerance), None)
 
 
 def largest_loss_difference(rows: list[tuple], reference: list[tuple]) -> float:

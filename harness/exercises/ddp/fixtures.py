@@ -9,17 +9,14 @@ import pytest
 from harness import minipets
 from harness.exercises.ddp.runs import BATCH, PER_BREED, SOLUTIONS, Packed, Run, pack, run_ddp, run_single
 from harness.offline import Ran
-from harness.once import once_per_run
+from harness.once import made_once, once_per_run
 
 
 @pytest.fixture(scope="session")
 def ddp_pictures(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The stand-in pictures, drawn once per test run (shared by the xdist workers)."""
-    with once_per_run(tmp_path_factory, "ddp-pictures") as root:
-        if not (root / "complete").exists():
-            minipets.write_images(root / "images", per_breed=PER_BREED)
-            (root / "complete").touch()
-    return root / "images"
+    return made_once(tmp_path_factory, "ddp-pictures",
+                     lambda root: minipets.write_images(root / "images", per_breed=PER_BREED)) / "images"
 
 
 def _packed(folder: Path, pictures: Path, tmp_path_factory: pytest.TempPathFactory) -> Packed:

@@ -12,51 +12,57 @@ import os
 import time
 
 
+def record_calls(module, name: str, *, before=None, after=None) -> None:
+    """`module.name`, if it has one, replaced by itself plus records: `before(*args, **kwargs)` ahead of each call,
+    `after(seconds, *args, **kwargs)` behind each call that returned (one that fails records nothing: the program
+    runs on as without the probe). `__wrapped__` keeps the original."""
+    original = getattr(module, name, None)
+    if original is None:
+        return
+
+    def recorded(*args, **kwargs):
+        started = time.time()
+        if before is not None:
+            before(*args, **kwargs)
+        result = original(*args, **kwargs)
+        if after is not None:
+            try:
+                after(time.time() - started, *args, **kwargs)
+            except Exception:  # noqa: BLE001
+                pass
+        return result
+
+    recorded.__wrapped__ = original
+    setattr(module, name, recorded)
+
+
 def after_torch(torch, report: dict, detail: list) -> None:
     saves = report.setdefault("saves", [])
-    save = torch.save
 
-    def recorded_save(obj, f, *args, **kwargs):
+    def saving(obj, f, *args, **kwargs):
         saves.append({"path": os.path.abspath(str(f)) if isinstance(f, (str, os.PathLike)) else repr(f),
                       "rank": os.environ.get("RANK")})
-        return save(obj, f, *args, **kwargs)
 
-    recorded_save.__wrapped__ = save
-    torch.save = recorded_save
+    record_calls(torch, "save", before=saving)
 
 
 def after_torch_distributed(dist, report: dict, detail: list) -> None:
-    init = getattr(dist, "init_process_group", None)
-    if init is None:
+    if getattr(dist, "init_process_group", None) is None:
         return
 
-    def recorded_init(*args, **kwargs):
-        started = time.time()
-        result = init(*args, **kwargs)
-        try:
-            timeout = kwargs.get("timeout")
-            report["dist"] = {"backend": str(dist.get_backend()), "rank": dist.get_rank(),
-                               "world_size": dist.get_world_size(), "seconds": round(time.time() - started, 3),
-                               "timeout_s": timeout.total_seconds() if hasattr(timeout, "total_seconds") else None,
-                               "destroyed": False}
-        except Exception:  # noqa: BLE001
-            pass
-        return result
+    def joined(seconds, *args, **kwargs):
+        timeout = kwargs.get("timeout")
+        report["dist"] = {"backend": str(dist.get_backend()), "rank": dist.get_rank(),
+                          "world_size": dist.get_world_size(), "seconds": round(seconds, 3),
+                          "timeout_s": timeout.total_seconds() if hasattr(timeout, "total_seconds") else None,
+                          "destroyed": False}
 
-    recorded_init.__wrapped__ = init
-    dist.init_process_group = recorded_init
-    destroy = getattr(dist, "destroy_process_group", None)
-    if destroy is None:
-        return
-
-    def recorded_destroy(*args, **kwargs):
-        result = destroy(*args, **kwargs)
+    def left(seconds, *args, **kwargs):
         if report.get("dist") is not None:
             report["dist"]["destroyed"] = True
-        return result
 
-    recorded_destroy.__wrapped__ = destroy
-    dist.destroy_process_group = recorded_destroy
+    record_calls(dist, "init_process_group", after=joined)
+    record_calls(dist, "destroy_process_group", after=left)
 
 
 def after_dataloader(loader_module, report: dict, detail: list) -> None:

@@ -85,24 +85,14 @@ class Run:
     def log(self) -> list[tuple[int, int, float, float]]:
         return read_log(self.workdir / LOG)
 
-    def by_rank(self, field: str) -> dict[int, list]:
-        """Rank -> a list its process's report holds (the reporter's own, else a probe's), for every training process
-        that knows its rank."""
-        found: dict[int, list] = {}
-        for report in self.workers:
-            if "rank" in report.rank:
-                found.setdefault(int(report.rank["rank"]), []).extend(getattr(report, field, None)
-                                                                      or report.probed.get(field, []))
-        return found
-
     def shards(self) -> dict[int, list[list[int]]]:
         """Rank -> the picture indices its DataLoader handed out, one list per epoch (probe.py's `loader_passes`,
         with COURSE_REPORT_DETAIL=dataloaders)."""
-        return self.by_rank("loader_passes")
+        return by_rank(self.workers, "loader_passes")
 
     def written(self) -> dict[int, list[str]]:
         """Rank -> the files its process opened for writing."""
-        return self.by_rank("written")
+        return by_rank(self.workers, "written")
 
     def explain(self) -> str:
         return self.ran.explain()
@@ -113,6 +103,17 @@ class Run:
     @classmethod
     def load(cls, path: Path) -> "Run":
         return cls(Ran.load(path))
+
+
+def by_rank(workers: list[Report], field: str) -> dict[int, list]:
+    """Rank -> a list its process's report holds (the reporter's own, else a probe's), for every training process
+    that knows its rank."""
+    found: dict[int, list] = {}
+    for report in workers:
+        if "rank" in report.rank:
+            found.setdefault(int(report.rank["rank"]), []).extend(getattr(report, field, None)
+                                                                  or report.probed.get(field, []))
+    return found
 
 
 def launch(argv: list[str], workdir: Path, env: dict[str, str], timeout: float = RUN_TIMEOUT_S) -> Run:

@@ -77,17 +77,22 @@ def losses(stdout: str) -> dict[int, float]:
     return {int(step): float(value) for step, value in LOSS_LINE.findall(stdout)}
 
 
+def first_step_off(want: dict[int, float], got: dict[int, float], allowed) -> int | None:
+    """The first step whose loss in `got` is not within `allowed(step)` of its loss in `want` (a NaN never is);
+    None when every step's is."""
+    return next((step for step in sorted(want) if not abs(got[step] - want[step]) <= allowed(step)), None)
+
+
 def same_training_problems(start_out: str, fixed_out: str) -> list[str]:
     """The fix trains on the same pictures in the same order: every step's loss is the start's (SAME_LOSS)."""
     want, got = losses(start_out), losses(fixed_out)
     if not want or set(want) != set(got):
         return [f"the runs printed losses for steps {sorted(want)} and {sorted(got)}: both should train the same "
                 "steps (`step N: loss X` lines)"]
-    for step in sorted(want):
-        if not abs(got[step] - want[step]) <= SAME_LOSS:
-            return [f"step {step}: loss {got[step]:.6f} after the fix, {want[step]:.6f} before: preload() must give "
-                    "the very pictures JpegFolder gives (prepared(path), uint8) with their labels, in the same order"]
-    return []
+    step = first_step_off(want, got, lambda step: SAME_LOSS)
+    return [] if step is None else [
+        f"step {step}: loss {got[step]:.6f} after the fix, {want[step]:.6f} before: preload() must give the very "
+        "pictures JpegFolder gives (prepared(path), uint8) with their labels, in the same order"]
 
 
 def bf16_problems(fp32_out: str, bf16_out: str) -> list[str]:
@@ -95,9 +100,11 @@ def bf16_problems(fp32_out: str, bf16_out: str) -> list[str]:
     want, got = losses(fp32_out), losses(bf16_out)
     if not want or set(want) != set(got):
         return [f"the float32 and bf16 runs printed losses for steps {sorted(want)} and {sorted(got)}"]
-    for step in sorted(want):
-        allowed = (step + 1) * BF16_UNIT * abs(want[step])
-        if not abs(got[step] - want[step]) <= allowed:
-            return [f"step {step}: bf16 loss {got[step]:.6f}, float32 {want[step]:.6f}: off by "
-                    f"{abs(got[step] - want[step]):.2g}, bf16's rounding explains {allowed:.2g}"]
-    return []
+
+    def rounding(step: int) -> float:  # what bf16's rounding explains by this step (BF16_UNIT)
+        return (step + 1) * BF16_UNIT * abs(want[step])
+
+    step = first_step_off(want, got, rounding)
+    return [] if step is None else [
+        f"step {step}: bf16 loss {got[step]:.6f}, float32 {want[step]:.6f}: off by "
+        f"{abs(got[step] - want[step]):.2g}, bf16's rounding explains {rounding(step):.2g}"]

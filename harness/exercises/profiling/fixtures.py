@@ -9,17 +9,13 @@ import pytest
 
 from harness.exercises.profiling.runs import RUNS, run_profile, write_pictures
 from harness.offline import Ran
-from harness.once import once_per_run
+from harness.once import made_once, once_per_run
 
 
 @pytest.fixture(scope="session")
 def profiling_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Mini-Pets JPEGs for 10 steps of 32 pictures."""
-    with once_per_run(tmp_path_factory, "profiling-images") as root:
-        if not (root / "complete").exists():
-            write_pictures(root / "images")
-            (root / "complete").touch()
-    return root / "images"
+    return made_once(tmp_path_factory, "profiling-images", lambda root: write_pictures(root / "images")) / "images"
 
 
 def profile_runs(script: Path, images: Path, root: Path, runs=RUNS) -> dict[tuple[str, str], tuple[Ran, Path]]:
