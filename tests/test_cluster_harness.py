@@ -163,8 +163,8 @@ def test_job_pending_on_a_dependency_that_never_clears_is_cancelled(local_site, 
     verdict = judge(second, tmp_path / "second")
     assert first.state == "FAILED"
     assert verdict.state == "CANCELLED" and not verdict.passed
-    assert "cancelled by the harness: pending for a reason that will not clear: DependencyNeverSatisfied" \
-        in verdict.problems
+    assert verdict.problems[0] == "the job was cancelled by the harness: pending for a reason that will not clear: " \
+        "DependencyNeverSatisfied", verdict.problems
     assert any("PD (DependencyNeverSatisfied)" in line for line in lines)
 
 

@@ -225,6 +225,16 @@ def test_a_todo_of_exercise_4_says_to_finish_it_first(tmp_path: Path) -> None:
     assert line == "first finish exercise 4 (datasets.py): TODO: open the file", f"the failure line reads: {line}"
 
 
+def test_an_unfinished_pack_py_says_to_finish_exercise_4_first(tmp_path: Path) -> None:
+    """Exercises 5 and 6 pack the pictures with the student's pack.py first: its TODO is exercise 4's, and the
+    self-check says so (not a bare TODO the student would look for in train_ddp.py)."""
+    ran = Ran(["python", "pack.py"], 1, "", 'Traceback (most recent call last):\n'
+              '  File "/x/pack.py", line 20, in main\n    raise NotImplementedError("TODO: write pets.h5")\n'
+              'NotImplementedError: TODO: write pets.h5\n')
+    problems = runs.Packed(tmp_path / "pets.h5", 0, ran).problems()
+    assert problems == ["first finish exercise 4 (pack.py): TODO: write pets.h5"], f"the pack step reads: {problems}"
+
+
 # --- 5c: the batch script on the two-node local cluster ----------------------------------------------------------
 
 def submit_ddp(cluster: LocalCluster, folder: Path, data: Path, venv: Path, time: str, *options: str,
@@ -347,7 +357,8 @@ def baseline_of(tmp_path: Path, state: str = "COMPLETED", exit_code: str = "0:0"
 
 def test_the_efficiency_is_the_rate_over_the_processes_times_the_baselines(tmp_path: Path) -> None:
     figures, problems = cluster.efficiency(baseline_of(tmp_path), 16.0, 8)  # the baseline: 16 pictures in 2 s
-    assert problems == [] and figures == {"baseline_pictures_per_s": 8.0, "efficiency": 0.25}, (figures, problems)
+    assert problems == [] and figures == {"baseline_pictures_per_s": 8.0, "efficiency": 0.25}, \
+        f"16 pictures/s of 8 processes over a baseline of 8 pictures/s gave {figures}, problems {problems}"
 
 
 @pytest.mark.parametrize("state, exit_code, processes, log, words", [
@@ -361,9 +372,9 @@ def test_a_baseline_gone_wrong_is_one_line_and_no_efficiency(state: str, exit_co
     """A recorded baseline that failed, or that ran the wrong number of processes, or left no log: no efficiency
     from it, and one line that says which job, how it ended and where its files are."""
     figures, problems = cluster.efficiency(baseline_of(tmp_path, state, exit_code, processes, log), 600.0, 8)
-    assert figures == {} and len(problems) == 1, (figures, problems)
+    assert figures == {} and len(problems) == 1, f"a baseline gone wrong gave figures {figures}, problems {problems}"
     assert problems[0].startswith("the one-GPU baseline (job 12, ddp.sbatch --nodes=1 --gres=gpu:1) ") \
-        and words in problems[0] and "\n" not in problems[0], problems
+        and words in problems[0] and "\n" not in problems[0], f"the baseline's line reads: {problems[0]}"
 
 
 @pytest.mark.slurm

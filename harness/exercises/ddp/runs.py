@@ -36,7 +36,8 @@ class Packed:
     ran: Ran
 
     def problems(self) -> list[str]:
-        return [] if self.ran.returncode == 0 and self.h5.is_file() else [failure(self.ran, "pack.py")]
+        # pack.py is exercise 4's file: its TODO is named as that exercise's, whichever exercise packs
+        return [] if self.ran.returncode == 0 and self.h5.is_file() else [failure(self.ran, "pack.py", own=())]
 
 
 def pack(script_dir: Path, images: Path, out: Path, cwd: Path) -> Packed:
@@ -45,14 +46,14 @@ def pack(script_dir: Path, images: Path, out: Path, cwd: Path) -> Packed:
     return Packed(out / "pets.h5", sum(1 for _ in images.glob("*.jpg")), ran)
 
 
-def failure(ran: Ran, program: str) -> str:
+def failure(ran: Ran, program: str, own: tuple[str, ...] | None = None) -> str:
     """One line on why a run failed (harness.failures.why_failed), naming the earlier exercise first when the TODO it
-    raised is in a file of one (EARLIER) that is not `program` itself: exercise 4's pack.py or datasets.py, which this
-    exercise builds on, or, for exercise 6's train_ckpt.py, train_ddp.py."""
+    raised is in a file of one (EARLIER) that is not the exercise's `own` (by default `program` itself): exercise
+    4's pack.py or datasets.py, which exercises 5 and 6 build on, or, for exercise 6's train_ckpt.py, train_ddp.py."""
     found = TODO_RAISED.search(ran.stderr)
     if found:
         raised_in = re.findall(r'File "[^"]*?([\w.]+\.py)", line \d+', ran.stderr[:found.start()])
-        if raised_in and raised_in[-1] in EARLIER and raised_in[-1] != program:
+        if raised_in and raised_in[-1] in EARLIER and raised_in[-1] not in (own if own is not None else (program,)):
             return first_finish(EARLIER[raised_in[-1]], found.group(1))
     return why_failed(program, ran.returncode, ran.stderr, ran.stdout)
 
