@@ -112,8 +112,9 @@ def run_program(cmd: Sequence[str | Path], *, cwd: Path | None = None, env: Mapp
     """Run `cmd` with the reporter switched on (reports land in `report_dir`, default `cwd/.reports`), without
     network when `offline` (mode `how`, default `mode()`: the test skips, or fails in CI, where it is impossible).
     It runs as a process group of its own: when it outlives `timeout` it is killed whole (the group and every
-    descendant: torchrun's workers too) and the run counts as failed. `watch`, if given, is called every POLL_S seconds while it runs, with a
-    function that sends the whole group a signal (as Slurm signals a job step: a test that interrupts a training).
+    descendant: torchrun's workers too) and the run counts as failed. `watch`, if given, is called every POLL_S
+    seconds while it runs, with a function that sends the whole group a signal (as Slurm signals a job step: a
+    test that interrupts a training).
     Anything of it still alive after it ended that the harness had not killed itself is killed (`Ran.leftover`)."""
     argv = [str(c) for c in cmd]
     report_dir = report_dir or Path(cwd or ".") / ".reports"

@@ -18,7 +18,7 @@ from harness import minipets
 from harness.exercises import BenchPart, ClusterJob, Exercise
 from harness.exercises.cats.fits import fit_of
 from harness.offline import Ran, run_program
-from harness.once import once_per_run
+from harness.once import made_once, once_per_run
 
 PER_BREED = 16  # 592 pictures: enough to learn in three short epochs, small enough for a two-core CPU
 SMALL_RUN = {"EPOCHS": "3", "SIZE": "32"}  # the script's own knobs for a short CPU run
@@ -83,12 +83,10 @@ def label_problems(fit) -> list[str]:
 @pytest.fixture(scope="session")
 def minipets_originals(tmp_path_factory: pytest.TempPathFactory) -> Caches:
     """Stand-ins drawn once per test run (shared by the xdist workers); other fixtures copy them."""
-    with once_per_run(tmp_path_factory, "minipets-originals") as root:
-        caches = Caches(root / "fastai", root / "torch")
-        if not (root / "complete").exists():
-            caches.seed()
-            (root / "complete").touch()
-    return caches
+    def caches(root: Path) -> Caches:
+        return Caches(root / "fastai", root / "torch")
+
+    return caches(made_once(tmp_path_factory, "minipets-originals", lambda root: caches(root).seed()))
 
 
 def copy_of(originals: Caches, root: Path) -> Caches:

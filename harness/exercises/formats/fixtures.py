@@ -12,7 +12,7 @@ from harness.exercises import ROOT
 from harness.exercises.formats.pictures import write_pictures
 from harness.exercises.formats.shares import WORLD_SIZES, Shares, run_shares
 from harness.offline import Ran
-from harness.once import once_per_run
+from harness.once import made_once, once_per_run
 
 
 @dataclass(frozen=True)
@@ -30,15 +30,14 @@ class Pictures:
 def formats_pictures(tmp_path_factory: pytest.TempPathFactory) -> Pictures:
     """Drawn and packed once per test run (shared by the xdist workers). The packing is the reference one, so that
     a check of datasets.py does not depend on the student's pack.py."""
-    with once_per_run(tmp_path_factory, "formats-pictures") as root:
-        pictures = Pictures(root / "images", root / "packed")
-        if not (root / "complete").exists():
-            write_pictures(pictures.images)
-            ran = packing.pack(ROOT / "solutions" / "pack.py", pictures.images, pictures.packed, root / "pack")
-            if ran.returncode != 0:
-                raise RuntimeError("the reference solutions/pack.py failed:\n" + ran.explain())
-            (root / "complete").touch()
-    return pictures
+    def make(root: Path) -> None:
+        write_pictures(root / "images")
+        ran = packing.pack(ROOT / "solutions" / "pack.py", root / "images", root / "packed", root / "pack")
+        if ran.returncode != 0:
+            raise RuntimeError("the reference solutions/pack.py failed:\n" + ran.explain())
+
+    root = made_once(tmp_path_factory, "formats-pictures", make)
+    return Pictures(root / "images", root / "packed")
 
 
 @pytest.fixture(scope="session")
@@ -57,10 +56,8 @@ def formats_shares(target_dir: Path, formats_pictures: Pictures, tmp_path_factor
     3 tasks, once per test run: {world: Shares}."""
     found = {}
     for world in WORLD_SIZES:
-        with once_per_run(tmp_path_factory, f"formats-shares-{target_dir.name}-{world}") as root:
-            if not (root / "complete").exists():
-                run_shares(target_dir, formats_pictures.packed, formats_pictures.images, 0 if world == 1 else world,
-                           root, workers=2 if world == 2 else 0)
-                (root / "complete").touch()
-            found[world] = Shares(0 if world == 1 else world, root)
+        tasks = 0 if world == 1 else world
+        root = made_once(tmp_path_factory, f"formats-shares-{target_dir.name}-{world}", lambda root: run_shares(
+            target_dir, formats_pictures.packed, formats_pictures.images, tasks, root, workers=2 if world == 2 else 0))
+        found[world] = Shares(tasks, root)
     return found
