@@ -107,14 +107,20 @@ def generic_problems(result: JobResult, cluster_job: ClusterJob) -> list[str]:
     return problems
 
 
+def job_files(folder: Path, job_id: str) -> tuple[str, str]:
+    """What a job wrote to `output.<id>` and `error.<id>` in `folder` ("" for a file it did not write)."""
+    def text(kind: str) -> str:
+        path = folder / f"{kind}.{job_id}"
+        return path.read_text(errors="replace") if path.is_file() else ""
+
+    return text("output"), text("error")
+
+
 def baseline_result(result: JobResult, job: slurm.Job, programs: tuple[str, ...]) -> JobResult:
     """A job's baseline run (ClusterJob.baseline) as the job's check gets it: Slurm's view of it, and the files and
     reports in its folder `<job>/baseline/`. How it ended is the check's to judge (it may need it for a figure)."""
     folder = result.workdir / BASELINE
-    output, errors = ((folder / f"{kind}.{job.job_id}") for kind in ("output", "error"))
-    return JobResult(result.site, result.settings, job, folder,
-                     output.read_text(errors="replace") if output.is_file() else "",
-                     errors.read_text(errors="replace") if errors.is_file() else "",
+    return JobResult(result.site, result.settings, job, folder, *job_files(folder, job.job_id),
                      read_reports(folder / REPORTS, programs))
 
 
@@ -127,9 +133,7 @@ def judge(job: slurm.Job, workdir: Path, cluster_job: ClusterJob | None = None, 
     output files."""
     verdict = Verdict(test=job.name, job_id=job.job_id, state=job.state, exit_code=job.exit_code,
                       elapsed_s=job.elapsed_s, history=list(job.history), results=str(workdir))
-    output_file, error_file = workdir / f"output.{job.job_id}", workdir / f"error.{job.job_id}"
-    output = output_file.read_text(errors="replace") if output_file.is_file() else ""
-    errors = error_file.read_text(errors="replace") if error_file.is_file() else ""
+    output, errors = job_files(workdir, job.job_id)
     verdict.problems += slurm.end_problems(job, "the job")
     for later in follow_ups or []:  # a chain: every follow-up must end well too
         verdict.history.append(later.line())
@@ -137,8 +141,7 @@ def judge(job: slurm.Job, workdir: Path, cluster_job: ClusterJob | None = None, 
     if cluster_job is not None and site is not None:
         settings = settings or site.job(job.name)
         reports = read_reports(workdir / REPORTS, cluster_job.programs)
-        outputs = [workdir / f"{kind}.{later.job_id}" for later in follow_ups or [] for kind in ("output", "error")]
-        output += "".join(path.read_text(errors="replace") for path in outputs if path.is_file())
+        output += "".join("".join(job_files(workdir, later.job_id)) for later in follow_ups or [])
         result = JobResult(site, settings.as_dict(), job, workdir, output, errors, reports, list(follow_ups or []))
         if baseline is not None:
             verdict.history.append(baseline.line())
@@ -152,7 +155,7 @@ def judge(job: slurm.Job, workdir: Path, cluster_job: ClusterJob | None = None, 
                 held, verdict.figures, f"jobs.{job.name}.reference of {site.path.name}")
     verdict.passed = not verdict.problems
     if not verdict.passed:
-        verdict.error_tail = slurm.tail(error_file)
+        verdict.error_tail = slurm.tail(workdir / f"error.{job.job_id}")
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "summary.json").write_text(json.dumps(asdict(verdict), indent=2) + "\n")
     return verdict
